@@ -1,0 +1,1 @@
+"""VIRAL multimodal recommendation pipeline."""

@@ -1,0 +1,15 @@
+"""The model registry: name -> "module:Class". Adding a model is one file plus one line here."""
+from __future__ import annotations
+
+import importlib
+
+MODELS: dict[str, str] = {
+    "bpr": "viral.models.bpr:BPR",
+}
+
+
+def model_class(name: str):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
+    module, cls = MODELS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
