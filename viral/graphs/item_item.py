@@ -1,0 +1,139 @@
+"""Item–item kNN graph on frozen item features (cosine similarity), computed in row chunks.
+
+Two constructions (model-spec §3.4 and A7):
+- `viral_avgsim`: S = mean over modalities of cos(X_m, X_m) (VIRAL's ½(S_visual + S_text)), top-k per
+  row on S, the kept S values are the edge weights.
+- `dragon_weighted`: top-k per modality, each kept edge weighs 1/(row's neighbour count) (1/k), and the
+  modality graphs are summed with weights `image_weight` (visual) and 1 - image_weight (text).
+With `self_loop` every item is one of its own k neighbours (weight S_ii, i.e. 1 for a non-zero feature
+vector), forced rather than left to tie-breaking against duplicate items; without it the k neighbours
+exclude the item. Only a (chunk_rows, n_items) block of similarities ever exists in memory.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from viral.graphs.topk import RowEntries, dense_top_k
+
+IMAGE_MODALITY = "visual"
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm in float32; all-zero rows stay zero (cosine 0 with everything)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def normalize(matrix: sp.csr_matrix, mode: Literal["sym", "row", "none"]) -> sp.csr_matrix:
+    """`sym`: D^-1/2 A D^-1/2, `row`: D^-1 A, with D the row sums; rows with sum <= 0 become empty."""
+    if mode == "none":
+        return matrix
+    degree = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
+    positive = degree > 0
+    if mode == "row":
+        left = np.where(positive, 1.0 / np.where(positive, degree, 1.0), 0.0)
+        right = None
+    elif mode == "sym":
+        left = right = np.where(positive, 1.0 / np.sqrt(np.where(positive, degree, 1.0)), 0.0)
+    else:
+        raise ValueError(f"unknown normalisation {mode!r}; expected sym, row or none")
+    coo = matrix.tocoo()
+    values = coo.data * left[coo.row]
+    if right is not None:
+        values = values * right[coo.col]
+    return sp.csr_matrix((values, (coo.row, coo.col)), shape=matrix.shape)
+
+
+def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_rows: int,
+                       progress: bool = False) -> RowEntries:
+    """k nearest items of every item under the mean cosine similarity of `units` (unit-norm rows).
+
+    Returns global (row, col, similarity) entries; a forced self entry counts towards k.
+    """
+    import torch
+    from tqdm import tqdm
+
+    n = units[0].shape[0]
+    tensors = [torch.from_numpy(u) for u in units]
+    others = max(0, min(k - 1 if self_loop else k, n - 1))
+    chunk_rows = max(1, min(chunk_rows, n))
+    block_buf = torch.empty(chunk_rows, n, dtype=torch.float32)
+    term_buf = torch.empty(chunk_rows, n, dtype=torch.float32) if len(tensors) > 1 else None
+    parts: list[RowEntries] = []
+    starts = range(0, n, chunk_rows)
+    for start in tqdm(starts, desc="item-item kNN", unit="chunk", disable=not progress):
+        stop = min(n, start + chunk_rows)
+        block = block_buf[: stop - start]
+        torch.mm(tensors[0][start:stop], tensors[0].T, out=block)
+        for tensor in tensors[1:]:
+            term = term_buf[: stop - start]
+            torch.mm(tensor[start:stop], tensor.T, out=term)
+            block.add_(term)
+        if len(tensors) > 1:
+            block.div_(len(tensors))
+        local = torch.arange(stop - start)
+        own = local + start
+        self_similarity = block[local, own].numpy().copy()
+        block[local, own] = -torch.inf  # the item itself is handled apart from its neighbours
+        found = dense_top_k(block, others)
+        parts.append(RowEntries(found.rows + start, found.cols, found.values))
+        if self_loop:
+            own_ids = own.numpy().astype(np.int64)
+            parts.append(RowEntries(own_ids, own_ids, self_similarity))
+    return RowEntries(*(np.concatenate(column) for column in zip(*parts)))
+
+
+def item_item_graph(
+    features: dict[str, np.ndarray],
+    k: int,
+    method: Literal["viral_avgsim", "dragon_weighted"] = "viral_avgsim",
+    image_weight: float = 0.1,
+    self_loop: bool = True,
+    norm: Literal["sym", "row", "none"] = "sym",
+    chunk_rows: int = 2048,
+    progress: bool = False,
+) -> sp.csr_matrix:
+    """(n_items, n_items) float32 CSR kNN graph from per-modality features ("text", "visual", ...)."""
+    if not features:
+        raise ValueError("item-item graph: no modality features given")
+    shapes = {name: np.shape(matrix) for name, matrix in features.items()}
+    n_items = {shape[0] for shape in shapes.values()}
+    if len(n_items) != 1 or any(len(shape) != 2 for shape in shapes.values()):
+        raise ValueError(f"item-item graph: modalities must be (n_items, d) with the same n_items, got {shapes}")
+    (n,) = n_items
+    units = {name: unit_rows(matrix) for name, matrix in features.items()}
+    if method == "viral_avgsim":
+        entries = nearest_neighbours(list(units.values()), k, self_loop, chunk_rows, progress)
+        rows, cols, values = entries.rows, entries.cols, entries.values.astype(np.float64)
+    elif method == "dragon_weighted":
+        weights = modality_weights(list(units), image_weight)
+        rows_parts, cols_parts, value_parts = [], [], []
+        for name, unit in units.items():
+            entries = nearest_neighbours([unit], k, self_loop, chunk_rows, progress)
+            per_row = np.bincount(entries.rows, minlength=n)
+            rows_parts.append(entries.rows)
+            cols_parts.append(entries.cols)
+            value_parts.append(weights[name] / per_row[entries.rows])
+        rows, cols, values = (np.concatenate(p) for p in (rows_parts, cols_parts, value_parts))
+    else:
+        raise ValueError(f"unknown item-item graph {method!r}; expected viral_avgsim or dragon_weighted")
+    # duplicate (row, col) pairs (the same neighbour in both modalities) add up here
+    graph = sp.csr_matrix((values, (rows, cols)), shape=(n, n))
+    graph = normalize(graph, norm).astype(np.float32)
+    graph.eliminate_zeros()  # e.g. neighbours of an all-zero feature vector
+    graph.sort_indices()
+    return graph
+
+
+def modality_weights(names: list[str], image_weight: float) -> dict[str, float]:
+    """DRAGON's mixing weights: `image_weight` for the visual graph, the rest shared by the others."""
+    if len(names) == 1:
+        return {names[0]: 1.0}
+    if IMAGE_MODALITY not in names:
+        raise ValueError(f"dragon_weighted needs a {IMAGE_MODALITY!r} modality, got {names}")
+    rest = (1.0 - image_weight) / (len(names) - 1)
+    return {name: image_weight if name == IMAGE_MODALITY else rest for name in names}
