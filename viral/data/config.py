@@ -1,8 +1,11 @@
 """Configs of the data stages: download, prepare, images."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+from viral.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -11,9 +14,31 @@ class SyntheticConfig:
 
     n_users: int = 1500
     n_items: int = 500
+    # The fewest distinct items a user interacts with (>= 5 so every user survives 5-core); a long tail
+    # adds on average half as many again, as in the real 5-core files.
     interactions_per_user: int = 12
     image_size: int = 96
+    # Share of interactions drawn uniformly at random instead of by preference (taste noise).
+    noise: float = 0.1
     category: str = "Synthetic"
+
+    def __post_init__(self) -> None:
+        if self.n_users < 5:
+            raise ConfigError(f"n_users: expected >= 5 (items need 5 distinct users for 5-core), got {self.n_users}")
+        if self.interactions_per_user < 5:
+            raise ConfigError(
+                f"interactions_per_user: expected >= 5 (every user must survive 5-core), got {self.interactions_per_user}"
+            )
+        if self.n_items < 2 * self.interactions_per_user:
+            raise ConfigError(
+                f"n_items: expected >= 2 * interactions_per_user = {2 * self.interactions_per_user}, got {self.n_items}"
+            )
+        if not 32 <= self.image_size <= 1024:
+            raise ConfigError(f"image_size: expected 32..1024 pixels, got {self.image_size}")
+        if not 0.0 <= self.noise < 1.0:
+            raise ConfigError(f"noise: expected a share in [0, 1), got {self.noise}")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.category):
+            raise ConfigError(f"category: expected letters, digits or _ (it is part of file names), got {self.category!r}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,11 @@ class PrepareConfig:
     split: Literal["random", "mmrec_file"] = "random"
     mmrec_dir: str = ""
     bad_lines: Literal["error", "skip"] = "error"
+    mmrec_check: Literal["error", "warn"] = "error"
+
+    def __post_init__(self) -> None:
+        if self.k_core < 3:
+            raise ConfigError(f"k_core: expected at least 3 (the split needs 3 interactions per user), got {self.k_core}")
 
 
 @dataclass(frozen=True)
