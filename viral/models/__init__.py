@@ -5,6 +5,7 @@ import importlib
 
 MODELS: dict[str, str] = {
     "bpr": "viral.models.bpr:BPR",
+    "viral": "viral.models.viral:VIRAL",
 }
 
 

@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from viral.config import ConfigError
+from viral.graphs.user_item import normalized_adjacency
+from viral.models import model_class
+from viral.models.base import ModelInputs
+from viral.models.viral import VIRAL, Config
+from viral.params import parse_params
+
+FUSIONS = ["viral", "pooling", "concat", "weighted_concat"]
+
+
+def _knn(x: np.ndarray, k: int) -> sp.csr_matrix:
+    """Row-normalised top-k cosine graph (self included): a small stand-in for the graphs stage."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    top = np.argsort(-(x @ x.T), axis=1)[:, :k]
+    rows = np.repeat(np.arange(len(x)), k)
+    return sp.csr_matrix((np.full(rows.size, 1 / k, np.float32), (rows, top.ravel())), shape=(len(x), len(x)))
+
+
+def tiny_inputs(visual_dim: int = 24, seed: int = 0) -> ModelInputs:
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 30, 20
+    pairs = np.unique(np.stack([rng.integers(0, n_users, 200), rng.integers(0, n_items, 200)], 1), axis=0)
+    text = rng.normal(size=(n_items, 16)).astype(np.float32)
+    visual = rng.normal(size=(n_items, visual_dim)).astype(np.float32)
+    return ModelInputs(
+        n_users,
+        n_items,
+        pairs,
+        {"text": text, "visual": visual},
+        {
+            "ui": normalized_adjacency(pairs, n_users, n_items),
+            "ii": _knn(text, 4),
+            "uu": _knn(rng.normal(size=(n_users, 5)), 3),
+        },
+    )
+
+
+def _model(inputs: ModelInputs, seed: int = 0, **overrides) -> VIRAL:
+    torch.manual_seed(seed)
+    return VIRAL(inputs, Config(attention_heads=2, ffn_mult=2, **overrides))
+
+
+def _batch(inputs: ModelInputs, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    pairs = torch.from_numpy(inputs.train_pairs)
+    neg = torch.randint(0, inputs.n_items, (len(pairs),), generator=generator)
+    return pairs[:, 0], pairs[:, 1], neg
+
+
+def test_registry_resolves_viral():
+    assert model_class("viral") is VIRAL
+
+
+@pytest.mark.parametrize("fusion, width", [("viral", 192), ("pooling", 64), ("concat", 128), ("weighted_concat", 128)])
+def test_embedding_shapes(fusion, width):
+    inputs = tiny_inputs()
+    users, items = _model(inputs, fusion=fusion).embeddings()
+    assert users.shape == (30, width) and items.shape == (20, width)
+
+
+@pytest.mark.parametrize("mode", ["faithful", "scalable"])
+def test_gradients_reach_every_parameter(mode):
+    inputs = tiny_inputs(visual_dim=40)  # wider visual (like the 4096-d CNN feature): projected
+    model = _model(inputs, synergy_mode=mode)
+    out = model.loss(*_batch(inputs))
+    assert set(out) == {"loss", "bpr", "reg", "synergy_nce", "redundancy_nce"}
+    out["loss"].backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.count_nonzero(parameter.grad) > 0, name
+
+
+def test_unique_visual_is_orthogonal_to_the_redundancy():
+    model = _model(tiny_inputs(visual_dim=16))
+    slots, views = model._slot_inputs()
+    r = sum(views["redundancy"]) / 3
+    dots = (slots["v"] * r).sum(-1)
+    assert torch.allclose(dots, torch.zeros_like(dots), atol=1e-4 * r.norm(dim=1).max().item())
+    assert model.visual_proj is None and not torch.allclose(slots["v"], model.visual)
+
+
+def _dragon_reference(model: VIRAL, inputs: ModelInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """DRAGON's attentive concatenation written out densely from the model's own parameters."""
+    ui = torch.from_numpy(inputs.graphs["ui"].toarray())
+    ii = torch.from_numpy(inputs.graphs["ii"].toarray())
+    uu = torch.from_numpy(inputs.graphs["uu"].toarray())
+    parts = []
+    for name, slot in (("text", "t"), ("visual", "v")):
+        gcn = model.gcns[slot]
+        feature = torch.from_numpy(inputs.features[name])
+        x = torch.cat([gcn.preference, gcn.out(torch.nn.functional.leaky_relu(gcn.hidden(feature)))])
+        x = x / x.norm(dim=1, keepdim=True)
+        parts.append(x + ui @ x + ui @ ui @ x)
+    n = inputs.n_users
+    w = model.user_weights
+    user = torch.cat([w[:, :1] * parts[0][:n], w[:, 1:] * parts[1][:n]], 1)
+    item = torch.cat([parts[0][n:], parts[1][n:]], 1)
+    return user + uu @ uu @ user, item + ii @ ii @ item
+
+
+def test_viral_without_synergy_redundancy_and_lambda_is_dragon_weighted_concat():
+    inputs = tiny_inputs(visual_dim=16)
+    reduced = _model(inputs, synergy=False, redundancy=False, fusion_weight=0.0)
+    weighted = _model(inputs, fusion="weighted_concat")
+    batch = _batch(inputs)
+    with torch.no_grad():
+        expected_user, expected_item = _dragon_reference(weighted, inputs)
+        for model in (reduced, weighted):
+            users, items = model.embeddings()
+            assert torch.allclose(users, expected_user, atol=1e-4)
+            assert torch.allclose(items, expected_item, atol=1e-4)
+        assert reduced.loss(*batch)["loss"].item() == pytest.approx(weighted.loss(*batch)["loss"].item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_training_steps_reduce_the_loss(fusion):
+    inputs = tiny_inputs()
+    model = _model(inputs, fusion=fusion, synergy_mode="scalable" if fusion == "viral" else "faithful")
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = _batch(inputs)
+    losses = []
+    for _ in range(4):
+        out = model.loss(*batch)
+        optimiser.zero_grad()
+        out["loss"].backward()
+        optimiser.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < losses[0]
+    assert ("synergy_nce" in out) == (fusion == "viral")
+
+
+def test_graphs_and_features_are_not_saved_with_the_weights():
+    state = _model(tiny_inputs(), synergy_mode="scalable").state_dict()
+    assert not {"ui", "ii", "uu", "ii_t", "uu_t", "text", "visual", "neighbours"} & set(state)
+
+
+def test_feature_rows_must_match_items():
+    inputs = tiny_inputs()
+    inputs.features["visual"] = inputs.features["visual"][:-1]
+    with pytest.raises(ValueError, match=r"features\['visual'\]: expected \(20, d\)"):
+        _model(inputs)
+
+
+def test_bad_model_params_fail_with_one_line():
+    with pytest.raises(ConfigError, match="models.viral: nce_temperature: expected > 0"):
+        parse_params({"models": {"viral": {"nce_temperature": 0.0}}})
+    with pytest.raises(ConfigError, match="models.viral.synergy_mode: got 'exact'"):
+        parse_params({"models": {"viral": {"synergy_mode": "exact"}}})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda():
+    inputs = tiny_inputs()
+    model = _model(inputs).to("cuda")
+    out = model.loss(*(t.to("cuda") for t in _batch(inputs)))
+    out["loss"].backward()
+    users, items = model.embeddings()
+    assert users.is_cuda and items.is_cuda

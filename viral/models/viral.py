@@ -1,0 +1,167 @@
+"""VIRAL: information-aware fusion (synergy, redundancy, unique visual) on a DRAGON-style graph backbone.
+
+Data flow (the authors' code, compatible with the paper's prose; see README "The VIRAL model"):
+raw item features t, v -> CSE over the item set -> s; TBR -> r; v' = v - proj_r(v) -> one user-item GCN
+per slot (t, s, v') -> item [t||s||v'], user [w0 t||w1 s||w2 v'] -> item-item and user-user propagation
+with residual -> dot-product score. Loss = BPR + reg + lambda (L_s + L_r).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from viral.config import ConfigError
+from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
+from viral.models.base import ModelInputs, Recommender, bpr_loss, sparse_csr
+from viral.models.layers import HomoCombine, ModalityGCN, homogeneous
+from viral.models.losses import info_nce
+
+SLOT_ORDERS = {"t_s_v": ("t", "s", "v"), "v_s_t": ("v", "s", "t")}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults are the paper's stated values; the authors' code value is noted where it differs."""
+
+    fusion: Literal["viral", "pooling", "concat", "weighted_concat"] = "viral"  # filled from top-level `fusion`
+    embedding_dim: int = 64
+    feat_hidden_dim: int = 256  # DRAGON's feature MLP in -> 256 -> embedding_dim
+    n_ui_layers: int = 2
+    n_ii_layers: int = 2  # code: 1
+    n_uu_layers: int = 2  # code: 1
+    homo_combine: HomoCombine = "last"  # z = x + A^L x, as DRAGON
+    synergy: bool = True
+    synergy_mode: Literal["faithful", "scalable"] = "faithful"  # all items (O(N^2)) | each item's ii neighbours
+    redundancy: bool = True  # code (master): false
+    normalize_unique: bool = False  # code (redu2): true, v' L2-normalised before its GCN
+    attention_heads: int = 1
+    ffn_mult: int = 4
+    nce_temperature: float = 0.1  # unstated in the paper; code: 0.1
+    fusion_weight: float = 0.1  # lambda of eq. 17; code: 0.001
+    reg_weight: float = 0.01  # unstated in the paper; code: 0.01
+    slot_order: Literal["t_s_v", "v_s_t"] = "t_s_v"  # code (master): v_s_t
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "feat_hidden_dim", "attention_heads", "ffn_mult"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("n_ui_layers", "n_ii_layers", "n_uu_layers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.nce_temperature <= 0:
+            raise ConfigError(f"nce_temperature: expected > 0, got {self.nce_temperature}")
+        for name in ("fusion_weight", "reg_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)}")
+
+
+class VIRAL(Recommender):
+    Config = Config
+    requires = frozenset({"text", "visual", "ui", "ii", "uu"})
+
+    def __init__(self, inputs: ModelInputs, config: Config) -> None:
+        super().__init__(inputs, config)
+        text = torch.as_tensor(inputs.features["text"], dtype=torch.float32)
+        visual = torch.as_tensor(inputs.features["visual"], dtype=torch.float32)
+        for name, feature in (("text", text), ("visual", visual)):
+            if feature.ndim != 2 or len(feature) != inputs.n_items:
+                raise ValueError(f"features[{name!r}]: expected ({inputs.n_items}, d), got {tuple(feature.shape)}")
+        self.register_buffer("text", text, persistent=False)
+        self.register_buffer("visual", visual, persistent=False)
+        # Graphs are inputs rebuilt from the data, not learned weights: non-persistent buffers.
+        self.register_buffer("ui", sparse_csr(inputs.graphs["ui"]), persistent=False)
+        for name in ("ii", "uu"):
+            self.register_buffer(name, sparse_csr(inputs.graphs[name]), persistent=False)
+            self.register_buffer(f"{name}_t", sparse_csr(inputs.graphs[name].T), persistent=False)
+        width = text.shape[1]
+        # The attention blocks need one width: a CNN visual feature (4096-d) is projected to the text width.
+        self.visual_proj = nn.Linear(visual.shape[1], width) if visual.shape[1] != width else None
+
+        viral = config.fusion == "viral"
+        self.synergy = SynergyEstimator(width, config.attention_heads, config.ffn_mult) if viral and config.synergy else None
+        scalable = self.synergy is not None and config.synergy_mode == "scalable"
+        self.register_buffer("neighbours", neighbour_index(inputs.graphs["ii"]) if scalable else None, persistent=False)
+        self.redundancy = (
+            RedundancyEstimator(width, config.attention_heads, config.ffn_mult) if viral and config.redundancy else None
+        )
+        order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
+        self.slots = tuple(slot for slot in order if slot != "s" or self.synergy is not None)
+        self.gcns = nn.ModuleDict(
+            {slot: ModalityGCN(inputs.n_users, width, config.feat_hidden_dim, config.embedding_dim) for slot in self.slots}
+        )
+        self.user_weights = None
+        if config.fusion in ("viral", "weighted_concat"):
+            # Per-user modality weights, softmaxed once at init and then trained freely (DRAGON semantics).
+            weights = torch.empty(inputs.n_users, len(self.slots))
+            nn.init.xavier_normal_(weights)
+            self.user_weights = nn.Parameter(weights.softmax(dim=1))
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _slot_inputs(self) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
+        """Item-level inputs of each slot's GCN, and the views the InfoNCE terms align."""
+        text = self.text
+        visual = self.visual if self.visual_proj is None else self.visual_proj(self.visual)
+        slots, views = {"t": text, "v": visual}, {}
+        if self.synergy is not None:
+            h_vt, h_tv = self.synergy(visual, text, self.neighbours)
+            slots["s"] = (h_vt + h_tv) / 2
+            views["synergy"] = (h_vt, h_tv)
+        if self.redundancy is not None:
+            h, h_v, h_t = self.redundancy(visual, text)
+            unique = remove_component(visual, (h + h_v + h_t) / 3)
+            slots["v"] = F.normalize(unique, dim=1) if self.config.normalize_unique else unique
+            views["redundancy"] = (h, h_v, h_t)
+        return slots, views
+
+    def _forward(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, tuple[torch.Tensor, ...]]]:
+        """(z_u, z_i, InfoNCE views) on the full graph."""
+        slot_inputs, views = self._slot_inputs()
+        users, items = [], []
+        for slot in self.slots:
+            nodes = self.gcns[slot](slot_inputs[slot], self.ui, self.config.n_ui_layers)
+            users.append(nodes[: self.n_users])
+            items.append(nodes[self.n_users :])
+        if self.config.fusion == "pooling":
+            user_f, item_f = torch.stack(users).mean(0), torch.stack(items).mean(0)
+        else:
+            if self.user_weights is not None:
+                users = [self.user_weights[:, k : k + 1] * part for k, part in enumerate(users)]
+            user_f, item_f = torch.cat(users, dim=1), torch.cat(items, dim=1)
+        cfg = self.config
+        z_u = homogeneous(self.uu, self.uu_t, user_f, cfg.n_uu_layers, cfg.homo_combine)
+        z_i = homogeneous(self.ii, self.ii_t, item_f, cfg.n_ii_layers, cfg.homo_combine)
+        return z_u, z_i, views
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        z_u, z_i, views = self._forward()
+        u = z_u[users]
+        bpr = bpr_loss((u * z_i[pos]).sum(-1), (u * z_i[neg]).sum(-1))
+        reg = sum(self.gcns[slot].preference[users].pow(2).mean() for slot in self.slots)
+        if self.user_weights is not None:
+            reg = reg + self.user_weights.pow(2).mean()
+        reg = self.config.reg_weight * reg
+        out = {"bpr": bpr, "reg": reg}
+        total = bpr + reg
+        # InfoNCE over the batch's positive items (all-item InfoNCE would be O(N^2) memory).
+        tau = self.config.nce_temperature
+        if "synergy" in views:
+            h_vt, h_tv = (view[pos] for view in views["synergy"])
+            out["synergy_nce"] = info_nce(h_vt, h_tv, tau, pos)
+            total = total + self.config.fusion_weight * out["synergy_nce"]
+        if "redundancy" in views:
+            h, h_v, h_t = (view[pos] for view in views["redundancy"])
+            out["redundancy_nce"] = info_nce(h, h_v, tau, pos) + info_nce(h, h_t, tau, pos) + info_nce(h_v, h_t, tau, pos)
+            total = total + self.config.fusion_weight * out["redundancy_nce"]
+        out["loss"] = total
+        return out
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        z_u, z_i, _ = self._forward()
+        return z_u, z_i
