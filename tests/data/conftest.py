@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import gzip
+import http.server
 import json
+import re
+import socket
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,3 +68,71 @@ def raw_dir(tmp_path):
     write_reviews(folder / "reviews_Synthetic_5.json.gz", reviews)
     write_meta(folder / "meta_Synthetic.json.gz", meta_for(reviews))
     return folder
+
+
+class _State:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.types: dict[str, str] = {}
+        self.faults: dict[str, list[str]] = {}  # path -> actions for its next requests: 500, drop, slow
+        self.requests: list[tuple[str, str | None]] = []
+        self.lock = threading.Lock()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        state: _State = self.server.state
+        with state.lock:
+            state.requests.append((self.path, self.headers.get("Range")))
+            plan = state.faults.get(self.path)
+            action = plan.pop(0) if plan else None
+        if action == "slow":
+            time.sleep(2.0)
+        if action == "500":
+            self.send_error(500, "Internal Server Error")
+            return
+        if self.path not in state.files:
+            self.send_error(404, "Not Found")
+            return
+        data = state.files[self.path]
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            if start >= len(data):
+                self.send_error(416, "Range Not Satisfiable")
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Type", state.types.get(self.path, "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if action == "drop":  # announce the whole body, send half, hang up
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_server():
+    """A threaded HTTP server on 127.0.0.1 (random port) serving `server.state.files` with planted faults."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.state = _State()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

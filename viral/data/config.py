@@ -43,16 +43,22 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DownloadConfig:
+    # Tried in order; each holds the 2014 `categoryFiles` (SNAP first, UCSD as the fallback).
     mirrors: list[str] = field(
         default_factory=lambda: [
             "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
             "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
+            "http://jmcauley.ucsd.edu/data/amazon/productGraph/categoryFiles",
         ]
     )
     image_features: bool = False
     retries: int = 5
     timeout_s: float = 60.0
     backoff_s: float = 1.0
+    # Expected sha256 per file name (optional): a mismatch deletes the file and fails the stage.
+    sha256: dict[str, str] = field(default_factory=dict)
+    # Completed and partial downloads, kept outside the DVC output so reruns resume instead of refetching.
+    cache_dir: str = "data/downloads"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 

@@ -1,0 +1,108 @@
+"""Resumable verified downloads against a local HTTP server with planted faults."""
+import hashlib
+import os
+
+import pytest
+
+from viral.data.http import DownloadError, fetch, fetch_from_mirrors, part_path
+
+PAYLOAD = os.urandom(3 * (1 << 20) + 12345)  # several read chunks
+
+
+def _serve(server, path="/f.bin", data=PAYLOAD):
+    server.state.files[path] = data
+    return server.url + path
+
+
+def _fetch(url, dest, **kwargs):
+    return fetch(url, dest, retries=kwargs.pop("retries", 3), backoff_s=0.0, timeout_s=5.0, show_progress=False,
+                 **kwargs)
+
+
+def test_plain_download_is_identical_and_recorded(http_server, tmp_path):
+    url = _serve(http_server)
+    got = _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert got.size == len(PAYLOAD) and got.sha256 == hashlib.sha256(PAYLOAD).hexdigest() and got.url == url
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_404_is_one_line_and_leaves_nothing(http_server, tmp_path):
+    with pytest.raises(DownloadError, match=r"/missing\.bin: HTTP 404") as err:
+        _fetch(http_server.url + "/missing.bin", tmp_path / "m.bin")
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+    assert len(http_server.state.requests) == 1  # a 404 is not retried
+
+
+def test_500_then_success(http_server, tmp_path):
+    url = _serve(http_server)
+    http_server.state.faults["/f.bin"] = ["500", "500"]
+    _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert len(http_server.state.requests) == 3
+
+
+def test_persistent_500_gives_up_after_the_retries(http_server, tmp_path):
+    url = _serve(http_server)
+    http_server.state.faults["/f.bin"] = ["500"] * 10
+    with pytest.raises(DownloadError, match="gave up after 3 attempts: HTTP 500"):
+        _fetch(url, tmp_path / "f.bin", retries=2)
+    assert not (tmp_path / "f.bin").exists()
+
+
+def test_dropped_connection_resumes_with_range_to_an_identical_file(http_server, tmp_path):
+    url = _serve(http_server)
+    http_server.state.faults["/f.bin"] = ["drop", "drop"]
+    got = _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    ranges = [r for _, r in http_server.state.requests]
+    assert ranges[0] is None and ranges[1].startswith("bytes=") and ranges[2] > ranges[1]
+    assert not part_path(tmp_path / "f.bin").exists()
+
+
+def test_interrupted_run_resumes_from_the_part_file(http_server, tmp_path):
+    url = _serve(http_server)
+    part_path(tmp_path / "f.bin").write_bytes(PAYLOAD[:1000])
+    _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert http_server.state.requests == [("/f.bin", "bytes=1000-")]
+
+
+def test_oversized_part_restarts_cleanly(http_server, tmp_path):
+    url = _serve(http_server)
+    part_path(tmp_path / "f.bin").write_bytes(PAYLOAD + b"junk")
+    _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"expected_size": len(PAYLOAD) + 1}, f"size {len(PAYLOAD)} bytes, expected {len(PAYLOAD) + 1}"),
+        ({"expected_sha256": "0" * 64}, "sha256 .* expected 0000"),
+    ],
+)
+def test_wrong_size_or_checksum_deletes_the_file(http_server, tmp_path, kwargs, message):
+    url = _serve(http_server)
+    with pytest.raises(DownloadError, match=message):
+        _fetch(url, tmp_path / "f.bin", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timeout_is_retried(http_server, tmp_path):
+    url = _serve(http_server, data=b"small")
+    http_server.state.faults["/f.bin"] = ["slow"]
+    fetch(url, tmp_path / "f.bin", retries=2, backoff_s=0.0, timeout_s=0.5, show_progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == b"small"
+
+
+def test_mirrors_fall_back_and_report_every_failure(http_server, tmp_path):
+    good = _serve(http_server, "/b/f.bin")
+    got = fetch_from_mirrors([http_server.url + "/a/f.bin", good], tmp_path / "f.bin", retries=0, backoff_s=0.0,
+                             show_progress=False)
+    assert got.url == good and (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match=r"g\.bin: every mirror failed: .*/a/g\.bin: HTTP 404 .* \| .*/b/g\.bin: HTTP 404"):
+        fetch_from_mirrors([http_server.url + "/a/g.bin", http_server.url + "/b/g.bin"], tmp_path / "g.bin",
+                           retries=0, backoff_s=0.0, show_progress=False)

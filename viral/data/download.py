@@ -1,0 +1,105 @@
+"""The download stage: the Amazon 2014 raw files of a dataset into `data/raw/<dataset>/`, or, for
+`dataset: synthetic`, the generated files in the same formats. Either way a `manifest.json` records
+every file's source, size and sha256.
+
+Real downloads are kept complete in a download cache (`download.cache_dir`, outside the DVC output)
+and hard-linked into the raw folder: DVC empties an output before re-running its stage, and a rerun
+must neither lose a multi-GB file nor a half-finished `.part` (which resumes with HTTP Range).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from viral.data import amazon
+from viral.data.config import DownloadConfig
+from viral.data.http import fetch_from_mirrors, sha256_file
+from viral.io import atomic_dir, write_json
+from viral.params import Params
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def dataset_files(cat: str, image_features: bool) -> list[str]:
+    names = [amazon.reviews_name(cat), amazon.meta_name(cat)]
+    if image_features:
+        names.append(amazon.image_features_name(cat))
+    return names
+
+
+def _file_entry(path: Path, source: str) -> dict[str, Any]:
+    return {"url": source, "size": path.stat().st_size, "sha256": sha256_file(path).hexdigest()}
+
+
+def _cached_entry(cache_dir: Path, name: str) -> dict[str, Any] | None:
+    """The recorded entry of a completed download in the cache, if the file is still intact (by size)."""
+    path, record = cache_dir / name, cache_dir / f"{name}.json"
+    if not (path.is_file() and record.is_file()):
+        return None
+    entry = json.loads(record.read_text())
+    return entry if entry.get("size") == path.stat().st_size else None
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def download_dataset(raw_dir: Path, cat: str, config: DownloadConfig, show_progress: bool = True) -> dict:
+    """Fetch each file of the category (skipping intact cached ones) and write the manifest."""
+    cache_dir = Path(config.cache_dir)
+    files = {}
+    for name in dataset_files(cat, config.image_features):
+        entry = _cached_entry(cache_dir, name)
+        expected = config.sha256.get(name)
+        if entry is not None and (not expected or entry["sha256"] == expected.lower()):
+            log.info("%s: already downloaded (%d bytes)", name, entry["size"])
+        else:
+            urls = [f"{mirror.rstrip('/')}/{name}" for mirror in config.mirrors]
+            got = fetch_from_mirrors(urls, cache_dir / name, retries=config.retries, timeout_s=config.timeout_s,
+                                     backoff_s=config.backoff_s, expected_sha256=expected,
+                                     show_progress=show_progress)
+            entry = {"url": got.url, "size": got.size, "sha256": got.sha256}
+            write_json(cache_dir / f"{name}.json", entry)
+        files[name] = entry
+    manifest = {"category": cat, "files": files}
+    with atomic_dir(raw_dir) as tmp:
+        for name in files:
+            _link_or_copy(cache_dir / name, tmp / name)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def generate_dataset(raw_dir: Path, config: DownloadConfig, seed: int) -> dict:
+    """Generate the synthetic raw files (temporary folder, then rename) and their manifest."""
+    from viral.data.synthetic import generate
+
+    with atomic_dir(raw_dir) as tmp:
+        generate(tmp, config.synthetic, seed)
+        files = {
+            path.relative_to(tmp).as_posix(): _file_entry(path, f"generated:synthetic:seed={seed}")
+            for path in sorted(tmp.rglob("*")) if path.is_file()
+        }
+        manifest = {"category": config.synthetic.category, "seed": seed, "files": files}
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def run_download(params: Params) -> None:
+    raw_dir = Path("data/raw") / params.dataset
+    if params.dataset == "synthetic":
+        manifest = generate_dataset(raw_dir, params.download, params.seed)
+    else:
+        cat = amazon.category(params.dataset)
+        manifest = download_dataset(raw_dir, cat, params.download)
+    total = sum(entry["size"] for entry in manifest["files"].values())
+    log.info("%s: %d files, %.1f MB", raw_dir, len(manifest["files"]), total / 1e6)

@@ -1,0 +1,170 @@
+"""Resumable, verified HTTP downloads (standard library only).
+
+A download streams into `<dest>.part`, resumes with an HTTP Range request after a dropped connection
+or an interrupted run, retries transient failures (connection errors, timeouts, 5xx, 429) with
+exponential backoff, checks the size (Content-Length / Content-Range and an optional expected size)
+and an optional sha256, and only then renames the file into place. A `.part` that turns out wrong is
+deleted, so the next attempt starts clean.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from viral.stage import StageError
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+USER_AGENT = "viral-pipeline/0.1 (+https://github.com/; research data download)"
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadError(StageError):
+    """A download that failed for good (one line: URL and reason)."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (the partial file is kept for a Range resume)."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    url: str
+    size: int
+    sha256: str
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def sha256_file(path: Path, upto: int | None = None) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    remaining = path.stat().st_size if upto is None else upto
+    with open(path, "rb") as stream:
+        while remaining > 0:
+            block = stream.read(min(CHUNK_BYTES, remaining))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+    return digest
+
+
+def _total_size(response: http.client.HTTPResponse, offset: int) -> int | None:
+    """The full size of the resource, from Content-Range (206) or Content-Length (200)."""
+    if response.status == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if not match or int(match.group(1)) != offset:
+            raise _Transient(f"unexpected Content-Range {response.headers.get('Content-Range')!r} for offset {offset}")
+        return None if match.group(3) == "*" else int(match.group(3))
+    length = response.headers.get("Content-Length")
+    return int(length) if length is not None else None
+
+
+def _attempt(url: str, part: Path, timeout_s: float, progress) -> int | None:
+    """One request, appending to `part` from its current size; returns the expected total size."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            part.unlink()  # the partial file does not fit the resource any more: start again
+            raise _Transient(f"HTTP 416 resuming at byte {offset}; restarting") from None
+        if err.code >= 500 or err.code == 429:
+            raise _Transient(f"HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
+        raise _Transient(f"{getattr(err, 'reason', err)}") from None
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the Range header: rewrite from the start
+        total = _total_size(response, offset)
+        if progress is not None:
+            progress.reset(total=total)
+            progress.update(offset)
+        try:
+            with open(part, "ab" if offset else "wb") as stream:
+                while block := response.read(CHUNK_BYTES):
+                    stream.write(block)
+                    if progress is not None:
+                        progress.update(len(block))
+        except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as err:
+            raise _Transient(f"connection lost after {part.stat().st_size} bytes ({err})") from None
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise _Transient(f"connection closed at {size} of {total} bytes")
+    return total
+
+
+def fetch(url: str, dest: str | Path, *, retries: int = 5, timeout_s: float = 60.0, backoff_s: float = 1.0,
+          expected_size: int | None = None, expected_sha256: str | None = None,
+          show_progress: bool = True) -> Downloaded:
+    """Download `url` to `dest` (resuming a `.part` left by an earlier attempt); verify and rename.
+
+    Raises DownloadError (one line) after `retries` failed retries, on a non-retryable HTTP status,
+    or when the size or sha256 is wrong (the bad `.part` is then deleted).
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(dest)
+    progress = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not show_progress,
+                    mininterval=1.0)
+    start = time.perf_counter()
+    try:
+        for attempt in range(retries + 1):
+            try:
+                total = _attempt(url, part, timeout_s, progress)
+                break
+            except _Transient as err:
+                if attempt == retries:
+                    raise DownloadError(f"{url}: gave up after {retries + 1} attempts: {err}") from None
+                wait = backoff_s * 2**attempt
+                log.warning("%s: %s; retry %d/%d in %.1f s", url, err, attempt + 1, retries, wait)
+                time.sleep(wait)
+    finally:
+        progress.close()
+    size = part.stat().st_size
+    problem = None
+    if expected_size is not None and size != expected_size:
+        problem = f"size {size} bytes, expected {expected_size}"
+    elif total is not None and size != total:
+        problem = f"size {size} bytes, server announced {total}"
+    digest = sha256_file(part).hexdigest()
+    if problem is None and expected_sha256 and digest != expected_sha256.lower():
+        problem = f"sha256 {digest}, expected {expected_sha256}"
+    if problem:
+        part.unlink()
+        raise DownloadError(f"{url}: {problem}; the partial file was deleted, run again to retry")
+    os.replace(part, dest)
+    seconds = time.perf_counter() - start
+    log.info("%s: %d bytes in %.1f s (%.1f MB/s)", dest.name, size, seconds, size / 1e6 / max(seconds, 1e-9))
+    return Downloaded(url=url, size=size, sha256=digest)
+
+
+def fetch_from_mirrors(urls: list[str], dest: str | Path, **kwargs) -> Downloaded:
+    """Try each URL in turn (e.g. SNAP, then UCSD); one line listing every mirror's failure if all fail."""
+    failures = []
+    for url in urls:
+        try:
+            return fetch(url, dest, **kwargs)
+        except DownloadError as err:
+            failures.append(str(err))
+            part = part_path(Path(dest))
+            part.unlink(missing_ok=True)  # a partial file from one mirror must not be resumed from another
+    raise DownloadError(f"{Path(dest).name}: every mirror failed: " + " | ".join(failures))
