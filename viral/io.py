@@ -48,6 +48,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary data folder
     try:
         yield tmp
         old = None
@@ -59,3 +60,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def link_or_copy(source: str | Path, dest: str | Path) -> None:
+    """Hard-link `source` to `dest` (no extra disk for big files), copying where links are impossible."""
+    import shutil
+
+    dest = Path(dest)
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)

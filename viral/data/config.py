@@ -82,3 +82,5 @@ class ImagesConfig:
     timeout_s: float = 20.0
     backoff_s: float = 0.5
     shard_items: int = 2000
+    # Completed shards, outside the DVC output: reruns (and interrupted runs) reuse them.
+    cache_dir: str = "data/cache/images"

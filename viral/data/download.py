@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from viral.data import amazon
 from viral.data.config import DownloadConfig
 from viral.data.http import fetch_from_mirrors, sha256_file
-from viral.io import atomic_dir, write_json
+from viral.io import atomic_dir, link_or_copy, write_json
 from viral.params import Params
 
 log = logging.getLogger(__name__)
@@ -46,14 +44,6 @@ def _cached_entry(cache_dir: Path, name: str) -> dict[str, Any] | None:
     return entry if entry.get("size") == path.stat().st_size else None
 
 
-def _link_or_copy(source: Path, dest: Path) -> None:
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copy2(source, dest)
-
-
 def download_dataset(raw_dir: Path, cat: str, config: DownloadConfig, show_progress: bool = True) -> dict:
     """Fetch each file of the category (skipping intact cached ones) and write the manifest."""
     cache_dir = Path(config.cache_dir)
@@ -74,7 +64,7 @@ def download_dataset(raw_dir: Path, cat: str, config: DownloadConfig, show_progr
     manifest = {"category": cat, "files": files}
     with atomic_dir(raw_dir) as tmp:
         for name in files:
-            _link_or_copy(cache_dir / name, tmp / name)
+            link_or_copy(cache_dir / name, tmp / name)
         write_json(tmp / MANIFEST, manifest)
     return manifest
 

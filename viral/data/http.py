@@ -19,10 +19,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHUNK_BYTES = 1 << 20
 USER_AGENT = "viral-pipeline/0.1 (+https://github.com/; research data download)"
@@ -33,8 +35,68 @@ class DownloadError(StageError):
     """A download that failed for good (one line: URL and reason)."""
 
 
-class _Transient(Exception):
-    """A failure worth retrying (the partial file is kept for a Range resume)."""
+class HTTPStatusError(DownloadError):
+    """A non-retryable HTTP status (4xx other than 429)."""
+
+    def __init__(self, url: str, code: int, reason: str) -> None:
+        super().__init__(f"{url}: HTTP {code} {reason}")
+        self.code = code
+
+
+class TransientError(Exception):
+    """A failure worth retrying: connection lost, timeout, 5xx, 429 (a partial file is kept for a resume)."""
+
+    def __init__(self, message: str, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+def open_url(request: urllib.request.Request, timeout_s: float) -> http.client.HTTPResponse:
+    """urlopen with failures sorted into HTTPStatusError (give up) and TransientError (retry)."""
+    try:
+        return urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as err:
+        if err.code >= 500 or err.code == 429:
+            raise TransientError(f"HTTP {err.code} {err.reason}") from None
+        raise HTTPStatusError(request.full_url, err.code, str(err.reason)) from None
+    except (TimeoutError, socket.timeout) as err:
+        raise TransientError(f"timed out after {timeout_s:g} s ({err})", timeout=True) from None
+    except urllib.error.URLError as err:
+        timeout = isinstance(err.reason, (TimeoutError, socket.timeout))
+        raise TransientError(f"{err.reason}", timeout=timeout) from None
+    except (ConnectionError, http.client.HTTPException) as err:
+        raise TransientError(f"{type(err).__name__}: {err}") from None
+
+
+def with_retries(call: Callable[[], T], what: str, retries: int, backoff_s: float) -> T:
+    """`call()`, retried on TransientError up to `retries` times, waiting backoff_s * 2^attempt between."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except TransientError as err:
+            if attempt == retries:
+                raise
+            wait = backoff_s * 2**attempt
+            log.warning("%s: %s; retry %d/%d in %.1f s", what, err, attempt + 1, retries, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def get_bytes(url: str, timeout_s: float, retries: int, backoff_s: float) -> tuple[bytes, str]:
+    """The body and Content-Type of `url` (small resources such as images), with retries."""
+
+    def once() -> tuple[bytes, str]:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        with open_url(request, timeout_s) as response:
+            try:
+                body = response.read()
+            except (TimeoutError, socket.timeout) as err:
+                raise TransientError(f"timed out reading the body ({err})", timeout=True) from None
+            except (ConnectionError, http.client.HTTPException, OSError) as err:
+                raise TransientError(f"connection lost ({err})") from None
+            return body, response.headers.get("Content-Type", "")
+
+    return with_retries(once, url, retries, backoff_s)
 
 
 @dataclass(frozen=True)
@@ -66,7 +128,7 @@ def _total_size(response: http.client.HTTPResponse, offset: int) -> int | None:
     if response.status == 206:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
         if not match or int(match.group(1)) != offset:
-            raise _Transient(f"unexpected Content-Range {response.headers.get('Content-Range')!r} for offset {offset}")
+            raise TransientError(f"unexpected Content-Range {response.headers.get('Content-Range')!r} for offset {offset}")
         return None if match.group(3) == "*" else int(match.group(3))
     length = response.headers.get("Content-Length")
     return int(length) if length is not None else None
@@ -79,16 +141,12 @@ def _attempt(url: str, part: Path, timeout_s: float, progress) -> int | None:
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
-    except urllib.error.HTTPError as err:
+        response = open_url(request, timeout_s)
+    except HTTPStatusError as err:
         if err.code == 416 and offset:
             part.unlink()  # the partial file does not fit the resource any more: start again
-            raise _Transient(f"HTTP 416 resuming at byte {offset}; restarting") from None
-        if err.code >= 500 or err.code == 429:
-            raise _Transient(f"HTTP {err.code} {err.reason}") from None
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
-        raise _Transient(f"{getattr(err, 'reason', err)}") from None
+            raise TransientError(f"HTTP 416 resuming at byte {offset}; restarting") from None
+        raise
     with response:
         if offset and response.status != 206:
             offset = 0  # the server ignored the Range header: rewrite from the start
@@ -103,10 +161,10 @@ def _attempt(url: str, part: Path, timeout_s: float, progress) -> int | None:
                     if progress is not None:
                         progress.update(len(block))
         except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as err:
-            raise _Transient(f"connection lost after {part.stat().st_size} bytes ({err})") from None
+            raise TransientError(f"connection lost after {part.stat().st_size} bytes ({err})") from None
     size = part.stat().st_size
     if total is not None and size < total:
-        raise _Transient(f"connection closed at {size} of {total} bytes")
+        raise TransientError(f"connection closed at {size} of {total} bytes")
     return total
 
 
@@ -127,16 +185,9 @@ def fetch(url: str, dest: str | Path, *, retries: int = 5, timeout_s: float = 60
                     mininterval=1.0)
     start = time.perf_counter()
     try:
-        for attempt in range(retries + 1):
-            try:
-                total = _attempt(url, part, timeout_s, progress)
-                break
-            except _Transient as err:
-                if attempt == retries:
-                    raise DownloadError(f"{url}: gave up after {retries + 1} attempts: {err}") from None
-                wait = backoff_s * 2**attempt
-                log.warning("%s: %s; retry %d/%d in %.1f s", url, err, attempt + 1, retries, wait)
-                time.sleep(wait)
+        total = with_retries(lambda: _attempt(url, part, timeout_s, progress), url, retries, backoff_s)
+    except TransientError as err:
+        raise DownloadError(f"{url}: gave up after {retries + 1} attempts: {err}") from None
     finally:
         progress.close()
     size = part.stat().st_size
