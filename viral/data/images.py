@@ -36,6 +36,7 @@ from viral.data.image_store import (
 from viral.data.prepared import load_prepared
 from viral.io import atomic_dir, link_or_copy, write_json, write_parquet
 from viral.params import Params
+from viral.stage import StageError
 
 __all__ = ["load_images", "load_image_status", "fetch_images", "run_images"]
 
@@ -194,6 +195,8 @@ def fetch_images(items: pd.DataFrame, raw_dir: Path, out_dir: Path, cache: Path,
 
 def run_images(params: Params) -> None:
     prepared = Path("data/prepared") / params.dataset
+    if not prepared.is_dir():
+        raise StageError(f"{prepared}: not found (run the prepare stage first)")
     _, items = load_prepared(prepared)
     raw_dir = Path("data/raw") / params.dataset
     cache = Path(params.images.cache_dir) / params.dataset
