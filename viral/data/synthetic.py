@@ -141,16 +141,15 @@ def _render_images(
     staging = out_dir / f".{IMAGES_DIR}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    projection = _feature_projection()
-    features = np.empty((len(items), amazon.FEATURE_DIM), dtype=np.float32)
+    pixels = np.empty((len(items), FEATURE_PIXELS * FEATURE_PIXELS * 3), dtype=np.float32)
     for index in tqdm(range(len(items)), desc="render images", unit="img", mininterval=1.0):
         picture = render(items.value("type", index), items.value("colour", index), items.value("pattern", index),
                          scenes[index], size)
         (staging / f"{items.asin[index]}.jpg").write_bytes(jpeg_bytes(picture))
         small = picture.resize((FEATURE_PIXELS, FEATURE_PIXELS), Image.Resampling.BOX)
-        pixels = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0 - 0.5
-        noisy = pixels @ projection + FEATURE_NOISE * rng.standard_normal(amazon.FEATURE_DIM).astype(np.float32)
-        features[index] = np.maximum(noisy, 0.0)
+        pixels[index] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0 - 0.5
+    noise = rng.standard_normal((len(items), amazon.FEATURE_DIM), dtype=np.float32)
+    features = np.maximum(pixels @ _feature_projection() + FEATURE_NOISE * noise, 0.0)
     retired = out_dir / f".{IMAGES_DIR}.old"
     shutil.rmtree(retired, ignore_errors=True)
     if final.exists():
