@@ -1,0 +1,100 @@
+"""`transformers` backend: any Hugging Face image-text-to-text model, batched with left padding.
+
+Requests are sorted by image size before batching so that images of similar visual-token count
+share a batch (less padding); results are put back in request order.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line
+from viral.caption.prompts import render_chat
+from viral.stage import StageError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StageError(f"caption.device {device!r}: no CUDA GPU is visible to torch")
+    return device
+
+
+class TransformersCaptioner:
+    backend = "transformers"
+
+    def __init__(self, model: str, sampling: Sampling, *, batch_size: int = 8, device: str = "auto"):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        import viral.caption.qwen_processor  # noqa: F401  (registers the torchvision-free processor)
+
+        self.model = model
+        self.sampling = sampling
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.net = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        except (OSError, ValueError, KeyError) as err:
+            raise StageError(f"caption.model {model!r}: cannot load it ({first_line(err)})") from None
+        if not hasattr(self.processor, "image_processor"):
+            raise StageError(f"caption.model {model!r}: its processor has no image processor (text-only model?)")
+        self.processor.tokenizer.padding_side = "left"
+        eos = self.net.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.pad_id = self.processor.tokenizer.pad_token_id
+
+    def _generate_kwargs(self) -> dict:
+        kwargs = dict(max_new_tokens=self.sampling.max_new_tokens, repetition_penalty=self.sampling.repetition_penalty)
+        if self.sampling.greedy:
+            return kwargs | dict(do_sample=False)
+        # Override the model's own top-k/top-p (Qwen ships top_k=1) so `temperature` means what it says.
+        return kwargs | dict(do_sample=True, temperature=self.sampling.temperature, top_k=0, top_p=1.0)
+
+    def _batch(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
+        import torch
+
+        texts = [render_chat(self.processor, r.text) for r in requests]
+        inputs = self.processor(text=texts, images=[r.image for r in requests], padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        if not self.sampling.greedy:
+            torch.manual_seed(self.sampling.seed)
+        with torch.inference_mode():
+            output = self.net.generate(**inputs, **self._generate_kwargs(), pad_token_id=self.pad_id)
+        prompt_len = inputs["input_ids"].shape[1]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for row, n_prompt in zip(output[:, prompt_len:].tolist(), prompt_tokens):
+            stop = next((i for i, token in enumerate(row) if token in self.eos_ids), None)
+            new_tokens = row if stop is None else row[: stop + 1]
+            text = self.processor.decode(new_tokens, skip_special_tokens=True).strip()
+            results.append(Generation(text, int(n_prompt), len(new_tokens), "length" if stop is None else "stop"))
+        return results
+
+    def _isolated(self, request: CaptionRequest) -> Generation:
+        try:
+            return self._batch([request])[0]
+        except Exception as err:  # one item's failure (bad image geometry, OOM) must not stop the run
+            return Generation.failed(first_line(err))
+
+    def generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].image.width * requests[i].image.height, i))
+        results: list[Generation | None] = [None] * len(requests)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = [requests[i] for i in chunk]
+            try:
+                generations = self._batch(batch)
+            except Exception as err:  # retry alone to find the item that broke the batch
+                log.warning("batch of %d failed (%s); retrying its items one by one", len(batch), first_line(err))
+                generations = [self._isolated(r) for r in batch]
+            for i, generation in zip(chunk, generations):
+                results[i] = generation
+        return results
