@@ -8,6 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+# The process umask, read once at import: temporary files are private (0600) and must get the mode
+# a plain open() would have given them before they are renamed into place.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -17,6 +22,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_UMASK)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -48,7 +54,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary data folder
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes it private; the result is an ordinary data folder
     try:
         yield tmp
         old = None
