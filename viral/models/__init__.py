@@ -5,6 +5,7 @@ import importlib
 
 MODELS: dict[str, str] = {
     "bpr": "viral.models.bpr:BPR",
+    "lightgcn": "viral.models.lightgcn:LightGCN",
     "viral": "viral.models.viral:VIRAL",
 }
 

@@ -1,12 +1,15 @@
-"""What every recommender in the registry implements, and the inputs the train stage hands it."""
+"""What every recommender in the registry implements, the inputs the train stage hands it, and the
+loss and sparse-propagation helpers the models share."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -31,7 +34,8 @@ class Recommender(nn.Module):
     """Base class: subclasses set `Config` (a dataclass) and `requires`, and implement loss/embeddings.
 
     Scores are always dot products of the two matrices `embeddings()` returns, so the engine can
-    evaluate any model with one batched matrix product.
+    evaluate any model with one batched matrix product. The engine moves the whole model to its
+    device with `.to(device)`: keep graphs as (non-persistent) buffers so they move along.
     """
 
     Config: ClassVar[type]
@@ -60,9 +64,56 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
 
+def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """MMRec's BPRLoss: mean of -log sigmoid(pos - neg). logsigmoid is the stable form of MMRec's
+    -log(1e-10 + sigmoid(.)); the two differ only where sigmoid(.) < 1e-8."""
+    return -F.logsigmoid(pos_scores - neg_scores).mean()
+
+
+def emb_loss(*embeddings: torch.Tensor) -> torch.Tensor:
+    """MMRec's EmbLoss: the sum of the (unsquared) Frobenius norms of the batch embedding matrices,
+    divided by the batch size (rows of the last one)."""
+    return torch.stack([e.norm(p=2) for e in embeddings]).sum() / embeddings[-1].shape[0]
+
+
 def sparse_tensor(matrix: sp.spmatrix) -> torch.Tensor:
     """A scipy sparse matrix as a float32 torch sparse COO tensor (coalesced)."""
     coo = matrix.tocoo()
     indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
     values = torch.from_numpy(coo.data.astype(np.float32))
     return torch.sparse_coo_tensor(indices, values, coo.shape).coalesce()
+
+
+def sparse_csr(matrix: sp.spmatrix) -> torch.Tensor:
+    """A scipy sparse matrix as a float32 torch sparse CSR tensor (the fast layout for A @ X)."""
+    csr = sp.csr_matrix(matrix, dtype=np.float32)
+    csr.sort_indices()
+    with warnings.catch_warnings():  # torch warns that its CSR layout is "beta" on every construction
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data),
+            csr.shape,
+            check_invariants=False,
+        )
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """A @ X for a constant sparse A whose gradient w.r.t. X is A^T @ G, with A^T given as CSR too:
+    torch's own CSR backward transposes A at every call, which dominates a LightGCN epoch."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.a_t = a_t
+        return a @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, ctx.a_t @ grad
+
+
+def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> torch.Tensor:
+    """A @ X for a constant sparse CSR `a` (see `sparse_csr`); `a_t` is A's transpose as CSR, None
+    when A is symmetric (the normalised user-item adjacency is)."""
+    return _SparseMatmul.apply(a, a if a_t is None else a_t, x)

@@ -1,13 +1,13 @@
-"""BPR matrix factorisation (Rendle et al. 2009) with MMRec's L2 regulariser on the batch embeddings."""
+"""BPR matrix factorisation (Rendle et al. 2009) exactly as MMRec trains it: Xavier-normal ID
+embeddings, BPR loss, `reg_weight` x EmbLoss on the batch's user, positive and negative embeddings."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from viral.models.base import ModelInputs, Recommender
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class BPR(Recommender):
 
     def loss(self, users, pos, neg):
         u, p, n = self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg]
-        bpr = -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
-        reg = self.config.reg_weight * (u.norm(dim=1).pow(2) + p.norm(dim=1).pow(2) + n.norm(dim=1).pow(2)).mean() / 2
+        bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+        reg = self.config.reg_weight * emb_loss(u, p, n)
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
 
     def embeddings(self):

@@ -1,0 +1,55 @@
+"""LightGCN (He et al. 2020) as MMRec trains it: Xavier-uniform ID embeddings propagated over the
+symmetric-normalised user-item graph, final embedding = mean of layers 0..L, BPR loss plus
+`reg_weight` x EmbLoss on the batch's EGO (layer-0) embeddings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, sparse_csr, spmm
+
+
+@dataclass(frozen=True)
+class Config:
+    embedding_dim: int = 64
+    n_layers: int = 2
+    reg_weight: float = 1e-4
+
+
+class LightGCN(Recommender):
+    Config = Config
+    requires = frozenset({"ui"})
+
+    def __init__(self, inputs: ModelInputs, config: Config) -> None:
+        super().__init__(inputs, config)
+        if config.n_layers < 0:
+            raise ValueError(f"models.lightgcn.n_layers: expected >= 0, got {config.n_layers}")
+        self.user_embedding = nn.Parameter(torch.empty(inputs.n_users, config.embedding_dim))
+        self.item_embedding = nn.Parameter(torch.empty(inputs.n_items, config.embedding_dim))
+        nn.init.xavier_uniform_(self.user_embedding)
+        nn.init.xavier_uniform_(self.item_embedding)
+        # Not persistent: the graph is an input, rebuilt from the data, not a learned weight.
+        self.register_buffer("adjacency", sparse_csr(inputs.graphs["ui"]), persistent=False)
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        layer = torch.cat([self.user_embedding, self.item_embedding])
+        total = layer
+        for _ in range(self.config.n_layers):
+            layer = spmm(self.adjacency, layer)
+            total = total + layer
+        final = total / (self.config.n_layers + 1)
+        return final[: self.n_users], final[self.n_users :]
+
+    def loss(self, users, pos, neg):
+        user_final, item_final = self.propagate()
+        u, p, n = user_final[users], item_final[pos], item_final[neg]
+        bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+        reg = self.config.reg_weight * emb_loss(
+            self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg]
+        )
+        return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
+
+    def embeddings(self):
+        return self.propagate()

@@ -1,0 +1,107 @@
+"""What the engine trains and evaluates on: the model inputs plus the valid/test pairs, loaded from
+the pipeline's artifacts (prepared split, features, graphs) or straight from an MMRec data folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from viral.models.base import ModelInputs
+from viral.stage import StageError
+
+SPLITS = {"train": 0, "valid": 1, "test": 2}
+FEATURE_NAMES = ("text", "visual")
+GRAPH_NAMES = ("ui", "ii", "uu")
+
+
+@dataclass
+class TrainData:
+    """Model inputs (train split only) plus the held-out (n, 2) [userID, itemID] pairs per split."""
+
+    inputs: ModelInputs
+    held_out: dict[str, np.ndarray]
+    name: str = ""
+
+
+def from_interactions(interactions: pd.DataFrame, n_users: int, n_items: int, name: str = "") -> TrainData:
+    """Split an `userID, itemID, split` frame (split 0/1/2) into a TrainData without features or graphs."""
+    pairs = interactions[["userID", "itemID"]].to_numpy(dtype=np.int64)
+    split = interactions["split"].to_numpy()
+    by_split = {key: pairs[split == code] for key, code in SPLITS.items()}
+    inputs = ModelInputs(n_users=n_users, n_items=n_items, train_pairs=by_split.pop("train"))
+    return TrainData(inputs=inputs, held_out=by_split, name=name)
+
+
+def _missing(requires: Iterable[str], have: Iterable[str]) -> list[str]:
+    return sorted(set(requires) - set(have))
+
+
+def load_mmrec_inputs(folder: str | Path, requires: Iterable[str] = ()) -> TrainData:
+    """An MMRec data folder as TrainData: its own split; the user-item graph is built from its train
+    pairs; `text_feat.npy` / `image_feat.npy` become features "text" / "visual" when a model needs them."""
+    from viral.data.mmrec import IMAGE_FEATURES, TEXT_FEATURES, read_feature, read_folder
+    from viral.graphs.user_item import normalized_adjacency
+
+    source = read_folder(folder)
+    data = from_interactions(source.inter, source.n_users, source.n_items, source.name)
+    inputs = data.inputs
+    requires = set(requires)
+    if "ui" in requires:
+        inputs.graphs["ui"] = normalized_adjacency(inputs.train_pairs, inputs.n_users, inputs.n_items)
+    for key, file in (("text", TEXT_FEATURES), ("visual", IMAGE_FEATURES)):
+        if key in requires and (Path(folder) / file).is_file():
+            inputs.features[key] = read_feature(Path(folder) / file, inputs.n_items)
+    missing = _missing(requires, [*inputs.graphs, *inputs.features])
+    if missing:
+        raise StageError(f"{folder}: an MMRec folder provides no {', '.join(missing)} for this model")
+    return data
+
+
+def load_prepared_inputs(
+    prepared_dir: str | Path,
+    features_dir: str | Path | None = None,
+    graphs_dir: str | Path | None = None,
+    requires: Iterable[str] = (),
+) -> TrainData:
+    """TrainData from the pipeline's artifacts (docs/artifacts.md): `interactions.parquet` and
+    `items/users.parquet` of prepare, `<name>.parquet` of encode, `<name>.npz` of graphs. Only what the
+    model `requires` is loaded."""
+    from viral.data.prepared import load_prepared, load_users
+
+    try:
+        interactions, items = load_prepared(prepared_dir)
+        users = load_users(prepared_dir)
+    except FileNotFoundError as err:
+        raise StageError(str(err)) from None
+    data = from_interactions(interactions, len(users), len(items), Path(prepared_dir).name)
+    requires = set(requires)
+    for name in sorted(requires & set(FEATURE_NAMES)):
+        data.inputs.features[name] = _read_feature(Path(features_dir or "") / f"{name}.parquet", len(items))
+    for name in sorted(requires & set(GRAPH_NAMES)):
+        data.inputs.graphs[name] = _read_graph(Path(graphs_dir or "") / f"{name}.npz")
+    unknown = _missing(requires, [*FEATURE_NAMES, *GRAPH_NAMES])
+    if unknown:
+        raise StageError(f"the model requires unknown inputs {unknown}; known: {FEATURE_NAMES + GRAPH_NAMES}")
+    return data
+
+
+def _read_feature(path: Path, n_items: int) -> np.ndarray:
+    from viral.encode.store import FeatureStoreError, read_features
+
+    try:
+        matrix, _ = read_features(path)
+    except FeatureStoreError as err:
+        raise StageError(str(err)) from None
+    if matrix.shape[0] != n_items:
+        raise StageError(f"{path}: {matrix.shape[0]} rows, but the prepared data has {n_items} items")
+    return matrix
+
+
+def _read_graph(path: Path) -> sp.csr_matrix:
+    if not path.is_file():
+        raise StageError(f"{path}: not found (run the graphs stage first)")
+    return sp.load_npz(path).tocsr()

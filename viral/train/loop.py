@@ -1,0 +1,219 @@
+"""The training loop: shuffled BPR triples, Adam, evaluation every `eval_every` epochs, early stopping on
+valid Recall@20 (MMRec's rule), best-model tracking and a per-epoch resumable checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from viral.models.base import Recommender
+from viral.train.checkpoint import load_state, save_state
+from viral.train.config import TrainConfig
+from viral.train.data import TrainData
+from viral.train.evaluate import Evaluator
+from viral.train.metrics import VALID_METRIC
+from viral.train.sampling import NegativeSampler
+
+log = logging.getLogger(__name__)
+
+# Knobs that may change between an interrupted run and its resumption without changing the result.
+RESUMABLE_KNOBS = ("epochs", "eval_batch_size", "device", "checkpoint")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int  # 1-based, as epochs are reported
+    epochs: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, Any]]
+    seconds_per_epoch: float
+    seconds_per_eval: float
+    stopped_early: bool
+    n_parameters: int
+    device: str
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG a model might use (python, numpy's legacy global, torch CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(model_class: type[Recommender], data: TrainData, config, seed: int) -> Recommender:
+    """Construct a model right after seeding, so its initial weights depend on the seed only."""
+    seed_everything(seed)
+    return model_class(data.inputs, config)
+
+
+def fingerprint(model: Recommender, data: TrainData, config: TrainConfig, seed: int) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed: model, its config, engine knobs, seed, data."""
+    engine = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_KNOBS}
+    pairs = data.inputs.train_pairs
+    return {
+        "model": type(model).__name__,
+        "config": dataclasses.asdict(model.config),
+        "train": engine,
+        "seed": seed,
+        "data": [data.inputs.n_users, data.inputs.n_items, len(pairs), zlib.crc32(np.ascontiguousarray(pairs).tobytes())],
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rng_state(rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    state = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict[str, Any], device: torch.device) -> None:
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class _Run:
+    """The mutable state of one training run; `state_dict()` is exactly what the checkpoint holds."""
+
+    def __init__(self, model: Recommender, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> None:
+        self.model, self.optimizer, self.rng = model, optimizer, rng
+        self.epoch = 0  # completed epochs
+        self.best: dict[str, Any] | None = None
+        self.bad_evals = 0
+        self.stopped_early = False
+        self.history: list[dict[str, Any]] = []
+
+    def state_dict(self, fingerprint: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        return {
+            "fingerprint": fingerprint, "epoch": self.epoch, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "rng": _rng_state(self.rng, device), "best": self.best,
+            "bad_evals": self.bad_evals, "stopped_early": self.stopped_early, "history": self.history,
+        }
+
+    def load(self, state: dict[str, Any], device: torch.device) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(self.rng, state["rng"], device)
+        self.epoch, self.best, self.bad_evals = state["epoch"], state["best"], state["bad_evals"]
+        self.stopped_early, self.history = state["stopped_early"], state["history"]
+
+    def record_evaluation(self, metrics: dict[str, dict[str, float]], patience: int) -> None:
+        """MMRec's early stopping: strictly better valid Recall@20 resets the counter; stop once the
+        counter exceeds `patience`."""
+        score = metrics["valid"][VALID_METRIC]
+        if self.best is None or score > self.best["valid"][VALID_METRIC]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = {"epoch": self.epoch, "valid": metrics["valid"], "test": metrics["test"], "model": state}
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+            self.stopped_early = self.bad_evals > patience
+
+
+def train_epoch(model: Recommender, optimizer: torch.optim.Optimizer, sampler: NegativeSampler,
+                pairs: torch.Tensor, batch_size: int, rng: np.random.Generator, epoch: int) -> dict[str, float]:
+    """One pass over the shuffled train pairs; returns the mean of each loss term over the batches."""
+    model.pre_epoch(epoch, rng)
+    model.train()
+    order = rng.permutation(len(pairs))
+    users = pairs[:, 0].cpu().numpy()[order]
+    negatives = torch.from_numpy(sampler.sample(users, rng)).to(pairs.device)
+    order_t = torch.from_numpy(order).to(pairs.device)
+    totals: dict[str, torch.Tensor] = {}
+    n_batches = 0
+    for start in range(0, len(order), batch_size):
+        batch = pairs[order_t[start : start + batch_size]]
+        losses = model.loss(batch[:, 0], batch[:, 1], negatives[start : start + batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0.0) + value.detach()
+        n_batches += 1
+    means = {name: float(total) / n_batches for name, total in totals.items()}
+    if not np.isfinite(means["loss"]):
+        raise FloatingPointError(f"training loss is {means['loss']} at epoch {epoch + 1}")
+    return means
+
+
+def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
+        checkpoint: str | Path | None = None, progress: bool = True) -> FitResult:
+    """Train `model` (built with `build_model`) on `data`; afterwards it holds the best-valid weights.
+
+    With `checkpoint`, the state is saved after every epoch and a rerun with the same model, config,
+    seed and data continues from it (a finished run returns at once).
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU.
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    run = _Run(model, optimizer, np.random.default_rng(seed))
+    key = fingerprint(model, data, config, seed)
+    if checkpoint is not None and (state := load_state(checkpoint, key)) is not None:
+        run.load(state, device)
+        log.info("resuming from %s after epoch %d", checkpoint, run.epoch)
+    sampler = NegativeSampler(data.inputs.train_pairs, data.inputs.n_items)
+    pairs = torch.from_numpy(data.inputs.train_pairs).to(device)
+    evaluator = Evaluator(data, device, config.eval_batch_size)
+    bar = tqdm(total=config.epochs, initial=run.epoch, desc=f"train {type(model).__name__}", disable=not progress)
+    while run.epoch < config.epochs and not run.stopped_early:
+        _sync(device)
+        start = time.perf_counter()
+        losses = train_epoch(model, optimizer, sampler, pairs, config.batch_size, run.rng, run.epoch)
+        _sync(device)
+        record: dict[str, Any] = {"epoch": run.epoch + 1, **losses, "seconds": time.perf_counter() - start}
+        run.epoch += 1
+        if run.epoch % config.eval_every == 0 or (run.epoch == config.epochs and run.best is None):
+            start = time.perf_counter()
+            metrics = evaluator.evaluate(model)
+            record["eval_seconds"] = time.perf_counter() - start
+            record.update({f"{split}_{name}": value for split in metrics for name, value in metrics[split].items()})
+            run.record_evaluation(metrics, config.patience)
+        run.history.append(record)
+        if checkpoint is not None:
+            save_state(checkpoint, run.state_dict(key, device))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.4f}", r20=record.get(f"valid_{VALID_METRIC}", "-"))
+        log.info("epoch %d: loss %.5f, %.2f s, %.0f pairs/s%s", run.epoch, losses["loss"], record["seconds"],
+                 len(pairs) / record["seconds"],
+                 f", valid recall@20 {record[f'valid_{VALID_METRIC}']:.4f}" if "eval_seconds" in record else "")
+    bar.close()
+    return _result(run, device)
+
+
+def _result(run: _Run, device: torch.device) -> FitResult:
+    best = run.best
+    run.model.load_state_dict(best["model"])
+    train_seconds = [r["seconds"] for r in run.history]
+    eval_seconds = [r["eval_seconds"] for r in run.history if "eval_seconds" in r]
+    return FitResult(
+        best_epoch=best["epoch"], epochs=run.epoch, valid=best["valid"], test=best["test"],
+        history=run.history, seconds_per_epoch=float(np.mean(train_seconds)),
+        seconds_per_eval=float(np.mean(eval_seconds)), stopped_early=run.stopped_early,
+        n_parameters=sum(p.numel() for p in run.model.parameters()), device=str(device),
+    )

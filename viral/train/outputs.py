@@ -1,0 +1,71 @@
+"""What a training run leaves behind: `results/metrics.json` (the flat, stable schema of
+docs/artifacts.md), per-epoch curves as CSV for `dvc plots` plus PNG renderings, and a run report."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from viral.io import atomic_path, write_json
+from viral.train.loop import FitResult
+
+CURVE_COLUMNS = ("epoch", "loss", "valid_recall@20", "valid_ndcg@20")
+
+
+def metrics_record(result: FitResult, model: str, dataset: str) -> dict[str, Any]:
+    """The metrics.json record: test and valid at the best-valid epoch, lower-case `name@k` keys."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "seconds_per_epoch": round(result.seconds_per_epoch, 4),
+        "seconds_per_eval": round(result.seconds_per_eval, 4),
+        "params": result.n_parameters,
+        "valid": result.valid,
+        "test": result.test,
+    }
+
+
+def write_curves(path: str | Path, history: list[dict[str, Any]]) -> None:
+    """One row per epoch; the valid columns stay empty on epochs without an evaluation."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CURVE_COLUMNS)
+        for record in history:
+            writer.writerow([record.get(column, "") for column in CURVE_COLUMNS])
+
+
+def plot_curves(path: str | Path, history: list[dict[str, Any]], title: str) -> None:
+    """loss and valid Recall@20 / NDCG@20 against the epoch, as one PNG (DVC's HTML viewer needs a CDN)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    evaluated = [r for r in history if "valid_recall@20" in r]
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [r["loss"] for r in history])
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title=title)
+    for column in CURVE_COLUMNS[2:]:
+        metric_ax.plot([r["epoch"] for r in evaluated], [r[column] for r in evaluated], label=column)
+    metric_ax.set(xlabel="epoch", ylabel="validation metric")
+    metric_ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(result: FitResult, results_dir: str | Path, report_path: str | Path, model: str,
+                  dataset: str, report: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json and plots/curves.{csv,png} under `results_dir`, and the run report (metrics,
+    `report`, per-epoch history) at `report_path`; returns the metrics record."""
+    results_dir = Path(results_dir)
+    record = metrics_record(result, model, dataset)
+    write_curves(results_dir / "plots" / "curves.csv", result.history)
+    plot_curves(results_dir / "plots" / "curves.png", result.history, f"{model} on {dataset}")
+    write_json(results_dir / "metrics.json", record)
+    write_json(report_path, {**record, **report, "history": result.history})
+    return record

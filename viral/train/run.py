@@ -1,0 +1,60 @@
+"""The train stage: load what the selected model needs, train it, write metrics, curves and the model."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from viral.io import atomic_path
+from viral.models import model_class
+from viral.params import Params
+from viral.stage import StageError
+from viral.train.data import load_prepared_inputs
+from viral.train.loop import build_model, fit
+from viral.train.outputs import write_outputs
+
+log = logging.getLogger(__name__)
+
+
+def experiment_knobs(params: Params) -> dict[str, Any]:
+    """The top-level scalar params (dataset, model, fusion, visual, seed)."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+            if isinstance(getattr(params, f.name), (str, int, float, bool))}
+
+
+def resolved_model_config(params: Params):
+    """The selected model's config, where a field named like a top-level knob (e.g. VIRAL's `fusion`)
+    takes the top-level value, so `dvc exp run -S fusion=concat` reaches the model."""
+    config = params.model_config()
+    knobs = experiment_knobs(params)
+    overrides = {f.name: knobs[f.name] for f in dataclasses.fields(config) if f.name in knobs}
+    return dataclasses.replace(config, **overrides)
+
+
+def run_train(params: Params, root: str | Path = ".") -> dict[str, Any]:
+    root = Path(root)
+    dataset = params.dataset
+    cls = model_class(params.model)
+    config = resolved_model_config(params)
+    data = load_prepared_inputs(root / "data/prepared" / dataset, root / "data/features" / dataset,
+                                root / "data/graphs" / dataset, cls.requires)
+    model_dir = root / "models" / dataset
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model = build_model(cls, data, config, params.seed)
+        result = fit(model, data, params.train, params.seed,
+                     checkpoint=model_dir / "checkpoint.pt" if params.train.checkpoint else None)
+    except (ValueError, FloatingPointError) as err:
+        raise StageError(str(err)) from None
+    with atomic_path(model_dir / "best.pt") as tmp:
+        torch.save({"model": params.model, "config": dataclasses.asdict(config),
+                    "state_dict": model.state_dict()}, tmp)
+    report = {"seed": params.seed, "device": result.device, "stopped_early": result.stopped_early,
+              "model_config": dataclasses.asdict(config), "train": dataclasses.asdict(params.train)}
+    record = write_outputs(result, root / "results", model_dir / "report.json", params.model, dataset, report)
+    log.info("best epoch %d of %d: valid recall@20 %.4f, test recall@20 %.4f", record["best_epoch"],
+             record["epochs"], record["valid"]["recall@20"], record["test"]["recall@20"])
+    return record
