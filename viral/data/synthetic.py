@@ -60,7 +60,7 @@ DESCRIPTION_FILES = {"title": "descriptions_title.csv", "plain": "descriptions_p
 # of 16x16 downsampled pixels, background included, plus per-item noise, through a ReLU.
 FEATURE_PIXELS = 16
 FEATURE_PROJECTION_SEED = 20140723
-FEATURE_NOISE = 0.3
+FEATURE_NOISE = 0.15
 STREAMS = ("world", "text", "scenes", "features", "descriptions", "reviews")
 
 

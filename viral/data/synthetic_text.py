@@ -67,9 +67,9 @@ PATTERN_ADJECTIVES = {"plain": "solid", "stripes": "striped", "dots": "polka-dot
 # How an un-guided VLM goes wrong: a type it might take this one for, and how often it errs.
 CONFUSABLE = {"bottle": "cup", "cup": "bowl", "bowl": "hat", "bib": "backpack", "hat": "bowl", "sock": "bottle",
               "ball": "bowl", "backpack": "bib"}
-PLAIN_TYPE_RIGHT = 0.7
-PLAIN_COLOUR_RIGHT, PLAIN_COLOUR_WRONG = 0.55, 0.25  # else not mentioned
-PLAIN_PATTERN_RIGHT, PLAIN_PATTERN_WRONG = 0.45, 0.15
+PLAIN_TYPE_RIGHT = 0.75
+PLAIN_COLOUR_RIGHT, PLAIN_COLOUR_WRONG = 0.6, 0.2  # else not mentioned
+PLAIN_PATTERN_RIGHT, PLAIN_PATTERN_WRONG = 0.5, 0.15
 
 
 def _pick(rng: np.random.Generator, options):
@@ -136,7 +136,7 @@ def plain_description(kind: str, colour: str, pattern: str, scene: Scene, rng: n
         seen_pattern = _pick(rng, [p for p in PATTERN_PHRASES if p != pattern])
     else:
         seen_pattern = ""
-    shapes = " and ".join(clutter[:2])
+    shapes = _pick(rng, clutter)
     scene_sentence = _pick(rng, (
         f"A cluttered arrangement of small {shapes} shapes on a light surface.",
         f"Several {shapes} objects are scattered around the frame.",
