@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from viral.graphs.topk import RowEntries, dense_top_k
+from viral.graphs.topk import RowEntries, concat_entries, dense_top_k, empty_entries, top_k_entries
 
 IMAGE_MODALITY = "visual"
 
@@ -52,7 +52,10 @@ def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_r
                        progress: bool = False) -> RowEntries:
     """k nearest items of every item under the mean cosine similarity of `units` (unit-norm rows).
 
-    Returns global (row, col, similarity) entries; a forced self entry counts towards k.
+    Returns global (row, col, similarity) entries; a forced self entry counts towards k. S is symmetric,
+    so only the tiles on and above the diagonal are computed (half the matrix products): each off-diagonal
+    tile feeds the candidates of its rows and, transposed, of its columns. Every row tile keeps a running
+    top-k, so memory stays at two (chunk_rows, chunk_rows) tiles plus the n_items * k result.
     """
     import torch
     from tqdm import tqdm
@@ -60,31 +63,48 @@ def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_r
     n = units[0].shape[0]
     tensors = [torch.from_numpy(u) for u in units]
     others = max(0, min(k - 1 if self_loop else k, n - 1))
-    chunk_rows = max(1, min(chunk_rows, n))
-    block_buf = torch.empty(chunk_rows, n, dtype=torch.float32)
-    term_buf = torch.empty(chunk_rows, n, dtype=torch.float32) if len(tensors) > 1 else None
-    parts: list[RowEntries] = []
-    starts = range(0, n, chunk_rows)
-    for start in tqdm(starts, desc="item-item kNN", unit="chunk", disable=not progress):
-        stop = min(n, start + chunk_rows)
-        block = block_buf[: stop - start]
-        torch.mm(tensors[0][start:stop], tensors[0].T, out=block)
+    size = max(1, min(chunk_rows, n))
+    bounds = [(start, min(n, start + size)) for start in range(0, n, size)]
+    # candidates per row tile (rows relative to the tile), cut back to the top-k whenever they pile up
+    pending: list[list[RowEntries]] = [[] for _ in bounds]
+    self_parts: list[RowEntries] = []
+    block_buf = torch.empty(size, size, dtype=torch.float32)
+    term_buf = torch.empty(size, size, dtype=torch.float32) if len(tensors) > 1 else None
+
+    def best_of(tile: int) -> RowEntries:
+        best = top_k_entries(*concat_entries(pending[tile]), others)
+        pending[tile] = [best]
+        return best
+
+    def keep_best(tile: int, found: RowEntries, col_offset: int) -> None:
+        pending[tile].append(RowEntries(found.rows, found.cols + col_offset, found.values))
+        if sum(len(part.rows) for part in pending[tile]) > 8 * size * max(others, 1):
+            best_of(tile)
+
+    tiles = [(a, b) for a in range(len(bounds)) for b in range(a, len(bounds))]
+    for a, b in tqdm(tiles, desc="item-item kNN", unit="tile", disable=not progress):
+        (row_start, row_stop), (col_start, col_stop) = bounds[a], bounds[b]
+        block = block_buf[: row_stop - row_start, : col_stop - col_start]
+        torch.mm(tensors[0][row_start:row_stop], tensors[0][col_start:col_stop].T, out=block)
         for tensor in tensors[1:]:
-            term = term_buf[: stop - start]
-            torch.mm(tensor[start:stop], tensor.T, out=term)
+            term = term_buf[: row_stop - row_start, : col_stop - col_start]
+            torch.mm(tensor[row_start:row_stop], tensor[col_start:col_stop].T, out=term)
             block.add_(term)
         if len(tensors) > 1:
             block.div_(len(tensors))
-        local = torch.arange(stop - start)
-        own = local + start
-        self_similarity = block[local, own].numpy().copy()
-        block[local, own] = -torch.inf  # the item itself is handled apart from its neighbours
-        found = dense_top_k(block, others)
-        parts.append(RowEntries(found.rows + start, found.cols, found.values))
-        if self_loop:
-            own_ids = own.numpy().astype(np.int64)
-            parts.append(RowEntries(own_ids, own_ids, self_similarity))
-    return RowEntries(*(np.concatenate(column) for column in zip(*parts)))
+        if a == b:
+            diagonal = torch.arange(row_stop - row_start)
+            if self_loop:
+                own = np.arange(row_start, row_stop, dtype=np.int64)
+                self_parts.append(RowEntries(own, own, block[diagonal, diagonal].numpy().copy()))
+            block[diagonal, diagonal] = -torch.inf  # the item itself is never one of its "others"
+            keep_best(a, dense_top_k(block, others), col_start)
+        else:
+            keep_best(a, dense_top_k(block, others), col_start)
+            keep_best(b, dense_top_k(block.T, others), row_start)
+    neighbours = [RowEntries(found.rows + start, found.cols, found.values)
+                  for found, (start, _) in ((best_of(tile), bound) for tile, bound in enumerate(bounds))]
+    return concat_entries(neighbours + self_parts)
 
 
 def item_item_graph(

@@ -34,15 +34,38 @@ def top_k_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int
 def dense_top_k(block, k: int) -> RowEntries:
     """Top-k entries of every row of a dense torch block (rows relative to the block).
 
-    torch.topk only finds each row's k-th largest value; every entry >= it is a candidate (this keeps
-    all ties at the boundary), and `top_k_entries` then cuts ties by column id.
+    torch.topk returns k + 1 values per row; where the (k+1)-th is strictly below the k-th the set is
+    unique. Rows where it ties are redone from every entry >= their k-th value, and `top_k_entries`
+    then cuts the tie by column id. Entries equal to -inf mark excluded pairs and are never returned.
     """
     import torch
 
-    if k <= 0 or block.shape[0] == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return RowEntries(empty, empty, np.zeros(0, dtype=np.float32))
-    kth = torch.topk(block, k, dim=1, sorted=False).values.min(dim=1, keepdim=True).values
-    rows, cols = torch.nonzero(block >= kth, as_tuple=True)
-    values = block[rows, cols]
-    return top_k_entries(rows.numpy(), cols.numpy(), values.numpy(), k)
+    n_rows, n_cols = block.shape
+    k = min(k, n_cols)
+    if k <= 0 or n_rows == 0:
+        return empty_entries()
+    values, cols = torch.topk(block, min(k + 1, n_cols), dim=1, sorted=True)
+    if values.shape[1] > k:
+        tied = values[:, k] == values[:, k - 1]
+    else:
+        tied = torch.zeros(n_rows, dtype=torch.bool)
+    clear = torch.nonzero(~tied).ravel()
+    rows = clear[:, None].expand(-1, k)
+    parts = [(rows.reshape(-1), cols[clear, :k].reshape(-1), values[clear, :k].reshape(-1))]
+    tied_rows = torch.nonzero(tied).ravel()
+    if len(tied_rows):
+        sub = block[tied_rows]
+        sub_rows, sub_cols = torch.nonzero(sub >= values[tied_rows, k - 1 : k], as_tuple=True)
+        parts.append((tied_rows[sub_rows], sub_cols, sub[sub_rows, sub_cols]))
+    rows, cols, values = (torch.cat(column).numpy() for column in zip(*parts))
+    finite = values > -np.inf
+    return top_k_entries(rows[finite], cols[finite], values[finite], k)
+
+
+def empty_entries() -> RowEntries:
+    empty = np.zeros(0, dtype=np.int64)
+    return RowEntries(empty, empty, np.zeros(0, dtype=np.float32))
+
+
+def concat_entries(parts: list[RowEntries]) -> RowEntries:
+    return RowEntries(*(np.concatenate(column) for column in zip(empty_entries(), *parts)))
