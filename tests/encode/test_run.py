@@ -72,8 +72,11 @@ def test_vlm_title_writes_both_files_and_report(root, shared_model):
 
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
-    assert on_disk["text"]["imputed"] == 1 and on_disk["visual"]["imputed"] == 2
-    assert on_disk["visual"]["unusable_caption_rows"] == 2
+    outputs = on_disk["outputs"]
+    assert on_disk["visual"] == "vlm_title" and on_disk["items"] == 5
+    assert outputs["text.parquet"]["imputed"] == 1 and outputs["visual.parquet"]["imputed"] == 2
+    assert outputs["visual.parquet"]["unusable_caption_rows"] == 2
+    assert outputs["visual.parquet"]["input"].endswith("data/captions/synthetic/title.parquet")
 
 
 def test_rerun_keeps_finished_outputs(root, shared_model, monkeypatch):
@@ -85,7 +88,7 @@ def test_rerun_keeps_finished_outputs(root, shared_model, monkeypatch):
 
     monkeypatch.setattr(encode_run, "encode_texts", no_encoding)
     report = encode_run.run_encode(_params(visual="vlm_title"), root)
-    assert report["text"]["reused"] and report["visual"]["reused"]
+    assert report["outputs"]["text.parquet"]["reused"] and report["outputs"]["visual.parquet"]["reused"]
     assert (root / "data/features/synthetic/text.parquet").stat().st_mtime_ns == before
 
 
@@ -102,7 +105,7 @@ def test_original_reads_cnn_features_of_dataset_items(root, shared_model):
     np.testing.assert_allclose(visual[[0, 2, 3]], np.tile((rows[0] + rows[2]) / 2, (3, 1)))
     np.testing.assert_array_equal(meta["imputed"], [True, False, True, True, False])
     assert meta["normalize"] is False and meta["source"] == "image_features_Synthetic.b"
-    assert report["visual"]["found"] == 2
+    assert report["outputs"]["visual.parquet"]["found"] == 2
 
 
 def test_unavailable_inputs_are_one_line_errors(root, shared_model):

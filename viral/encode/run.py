@@ -141,20 +141,20 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
                               "model": params.encode.model, "normalize": params.encode.normalize,
                               "batch_size": params.encode.batch_size,
                               "device": resolve_device(params.encode.device)}
-    report["text"] = encode_output(out_dir / TEXT_FILE, n_items, item_ids, texts, "item_text", encoder)
+    outputs = report["outputs"] = {}
+    outputs[TEXT_FILE] = encode_output(out_dir / TEXT_FILE, n_items, item_ids, texts, "item_text", encoder)
     if params.visual in VLM_PROMPTS:
         prompt = VLM_PROMPTS[params.visual]
         captions = root / "data" / "captions" / dataset / f"{prompt}.parquet"
         ids, descriptions, unusable = read_descriptions(captions)
-        report["visual_source"] = str(captions)
-        report["visual"] = encode_output(out_dir / VISUAL_FILE, n_items, ids, descriptions,
-                                         f"vlm_{prompt}", encoder)
-        report["visual"]["unusable_caption_rows"] = unusable
+        outputs[VISUAL_FILE] = {"input": str(captions), "unusable_caption_rows": unusable,
+                                **encode_output(out_dir / VISUAL_FILE, n_items, ids, descriptions,
+                                                f"vlm_{prompt}", encoder)}
     else:
         cat = category(dataset, params.download.synthetic.category)
         features_path = root / "data" / "raw" / dataset / image_features_name(cat)
-        report["visual_source"] = str(features_path)
-        report["visual"] = original_output(out_dir / VISUAL_FILE, n_items, items_path, features_path)
+        outputs[VISUAL_FILE] = {"input": str(features_path),
+                                **original_output(out_dir / VISUAL_FILE, n_items, items_path, features_path)}
     report["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out_dir / REPORT_FILE, report)
     return report
