@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from viral.data.config import PrepareConfig
-from viral.data.mmrec import MMRecFormatError, read_folder, read_feature
+from viral.data.mmrec import MMRecFormatError, read_feature, read_folder, read_folder_features
 from viral.data.mmrec_export import export_mmrec, main
 from viral.data.prepare import prepare_from_mmrec, prepare_from_raw
 from viral.data.prepared import write_prepared
@@ -62,6 +62,7 @@ def test_export_round_trip_is_consistent_with_raw(exported, raw_dir):
                             "text_feat.npy", "image_feat.npy"}
     again, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
     assert stats["checked_against_raw"] and stats["raw_mismatches"] == []
+    assert stats["mmrec_features"] == ["image_feat.npy", "text_feat.npy"]
     for column in ("userID", "itemID", "split", "rating", "timestamp"):
         assert again.interactions[column].tolist() == prepared.interactions[column].tolist(), column
     assert again.items.drop(columns="price").equals(prepared.items.drop(columns="price"))
@@ -164,3 +165,22 @@ def test_cli(exported, tmp_path, capsys):
     assert main(["--prepared", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_folder_features_are_found_and_checked(exported):
+    prepared, out, _, text = exported
+    features = read_folder_features(out)
+    assert sorted(features) == ["image", "text"] and np.array_equal(features["text"], text)
+    (out / "image_feat.npy").unlink()
+    np.save(out / "text_feat.npy", np.zeros((2, 8), dtype=np.float64))
+    with pytest.raises(MMRecFormatError, match=rf"text_feat\.npy: expected shape \({len(prepared.items)}, d\), got \(2, 8\)"):
+        read_folder_features(out)
+
+
+def test_url_file_that_disagrees_with_the_item_map(exported):
+    _, out, _, _ = exported
+    urls = pd.read_csv(out / "synthetic_url.csv", keep_default_na=False)
+    urls.loc[2, "asin"] = "OTHER"
+    urls.to_csv(out / "synthetic_url.csv", index=False)
+    with pytest.raises(MMRecFormatError, match="synthetic_url.csv: itemID 2 has asin 'OTHER', but i_id_mapping.csv maps it to"):
+        read_folder(out)

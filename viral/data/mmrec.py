@@ -36,10 +36,6 @@ class MMRecFolder:
     def n_users(self) -> int:
         return int(self.inter["userID"].max()) + 1 if len(self.inter) else 0
 
-    @property
-    def n_items(self) -> int:
-        return len(self.items)
-
 
 def _read_table(path: Path, sep: str, columns: list[str]) -> pd.DataFrame:
     try:
@@ -166,3 +162,15 @@ def read_feature(path: str | Path, n_items: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] != n_items:
         raise MMRecFormatError(f"{path}: expected shape ({n_items}, d), got {array.shape}")
     return array.astype(np.float32, copy=False)
+
+
+def read_folder_features(folder: str | Path) -> dict[str, np.ndarray]:
+    """The feature files an MMRec folder holds, `{"text": ..., "image": ...}` (float32, row = itemID),
+    checked against its item map; absent files are simply left out."""
+    folder = Path(folder)
+    n_items = len(_read_map(folder / ITEM_MAP, "asin", "itemID", "asin"))
+    found = {}
+    for modality, name in (("text", TEXT_FEATURES), ("image", IMAGE_FEATURES)):
+        if (folder / name).is_file():
+            found[modality] = read_feature(folder / name, n_items)
+    return found

@@ -156,7 +156,8 @@ def prepare_from_mmrec(mmrec_dir: Path, reviews_path: Path | None, meta_path: Pa
     if "timestamp" not in inter:
         inter["timestamp"] = pd.array([pd.NA] * len(inter), dtype="Int64")
     stats: dict[str, Any] = {"source": "mmrec_file", "mmrec_dir": str(mmrec_dir), "inter_file": f"{folder.name}.inter",
-                             "split_rule": "adopted from the MMRec .inter file", "checked_against_raw": False}
+                             "split_rule": "adopted from the MMRec .inter file", "checked_against_raw": False,
+                             "mmrec_features": sorted(p.name for p in Path(mmrec_dir).glob("*_feat.npy"))}
     if reviews_path is not None:
         reviews = amazon.read_reviews(reviews_path, config.bad_lines)
         problems = check_against_raw(folder, reviews, config.k_core)
