@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from viral.encode.sbert import PACKAGED_MODEL, encode_texts, load_encoder, resolve_model, truncated_count
+from viral.encode.sbert import (PACKAGED_MODEL, encode_texts, load_encoder, resolve_device, resolve_model,
+                                truncated_count)
 from viral.stage import StageError
 
 TEXTS = [
@@ -47,3 +48,13 @@ def test_unloadable_model_is_a_one_line_error(tmp_path):
     with pytest.raises(StageError, match="encode.model: cannot load") as err:
         load_encoder(str(tmp_path), "cpu")
     assert "\n" not in str(err.value)
+
+
+def test_device_resolution():
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(StageError, match="encode.device: cuda:1 requested but no CUDA device"):
+            resolve_device("cuda:1")

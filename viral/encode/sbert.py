@@ -33,12 +33,16 @@ def resolve_model(name: str) -> str:
 
 
 def resolve_device(device: str) -> str:
-    """`auto` -> "cuda" when a GPU is visible, else "cpu"; anything else is passed through."""
-    if device != "auto":
+    """`auto` -> "cuda" when a GPU is visible, else "cpu"; a requested GPU must be visible."""
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StageError(f"encode.device: {device} requested but no CUDA device is visible (use auto or cpu)")
+    return device
 
 
 def load_encoder(name: str, device: str = "auto"):
