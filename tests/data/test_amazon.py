@@ -178,3 +178,10 @@ def test_image_features_round_trip(tmp_path):
     path.write_bytes(raw[:-5])
     with pytest.raises(RawFormatError, match="not a multiple of the 16394-byte record"):
         read_image_features(path)
+
+
+def test_image_features_bad_asin_bytes(tmp_path):
+    path = tmp_path / "f.b"
+    path.write_bytes(b"\xff" * 10 + np.zeros(FEATURE_DIM, "<f4").tobytes())
+    with pytest.raises(RawFormatError, match="record 0: expected a 10-byte ASCII asin"):
+        read_image_features(path)

@@ -239,15 +239,15 @@ def read_image_features(
     rows: list[np.ndarray] = []
     with open(path, "rb") as stream:
         for index in range(size // record_bytes):
-            record = stream.read(record_bytes)
             try:
-                asin = record[:ASIN_BYTES].decode("ascii").strip()
+                asin = stream.read(ASIN_BYTES).decode("ascii").strip()
             except UnicodeDecodeError:
                 raise RawFormatError(f"{path}: record {index}: expected a 10-byte ASCII asin") from None
             if wanted is not None and asin not in wanted:
+                stream.seek(record_bytes - ASIN_BYTES, 1)  # skip the vector without reading it
                 continue
             names.append(asin)
-            rows.append(np.frombuffer(record, dtype="<f4", offset=ASIN_BYTES))
+            rows.append(np.frombuffer(stream.read(record_bytes - ASIN_BYTES), dtype="<f4"))
     features = np.stack(rows) if rows else np.zeros((0, FEATURE_DIM), dtype=np.float32)
     return names, features.astype(np.float32, copy=False)
 
