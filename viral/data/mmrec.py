@@ -62,11 +62,13 @@ def _ints(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values.to_numpy(dtype=np.int64)
 
 
-def _check_ids(ids: np.ndarray, n: int, path: Path, column: str) -> None:
-    bad = (ids < 0) | (ids >= n)
+def _check_ids(ids: np.ndarray, n: int | None, path: Path, column: str) -> None:
+    """Every id in 0..n-1 (or just non-negative when n is None); names the first bad line."""
+    bad = (ids < 0) if n is None else (ids < 0) | (ids >= n)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise MMRecFormatError(f"{path}:{row + 2}: field {column!r}: expected an id in 0..{n - 1}, got {ids[row]}")
+        expected = "a non-negative id" if n is None else f"an id in 0..{n - 1}"
+        raise MMRecFormatError(f"{path}:{row + 2}: field {column!r}: expected {expected}, got {ids[row]}")
 
 
 def read_inter(path: str | Path) -> pd.DataFrame:
@@ -81,8 +83,8 @@ def read_inter(path: str | Path) -> pd.DataFrame:
         row = int(np.flatnonzero(bad)[0])
         raise MMRecFormatError(f"{path}:{row + 2}: field {SPLIT_COLUMN!r}: expected 0, 1 or 2, got {split[row]}")
     out["split"] = split.astype(np.int8)
-    _check_ids(out["userID"].to_numpy(), np.iinfo(np.int64).max, path, "userID")
-    _check_ids(out["itemID"].to_numpy(), np.iinfo(np.int64).max, path, "itemID")
+    _check_ids(out["userID"].to_numpy(), None, path, "userID")
+    _check_ids(out["itemID"].to_numpy(), None, path, "itemID")
     if "rating" in frame.columns:
         out["rating"] = pd.to_numeric(frame["rating"], errors="coerce").astype("float32")
     if "timestamp" in frame.columns:
