@@ -100,3 +100,17 @@ def test_reader_rejects_wrong_embedding_type(tmp_path):
         read_features(tmp_path / "f.parquet")
     with pytest.raises(FeatureStoreError, match="not found"):
         read_features(tmp_path / "missing.parquet")
+
+
+def test_reader_allocates_the_matrix_once(tmp_path):
+    import tracemalloc
+
+    n, d = 3000, 384
+    path = tmp_path / "f.parquet"
+    write_features(path, range(n), np.ones((n, d), np.float32), META)
+    tracemalloc.start()
+    matrix, _ = read_features(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # numpy allocations only (Arrow's own buffers are not traced): one (n, d) matrix plus small id arrays.
+    assert peak < 1.25 * matrix.nbytes
