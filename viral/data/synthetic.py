@@ -253,6 +253,8 @@ def generate(out_dir: str | Path, config: SyntheticConfig, seed: int) -> dict:
         "synthetic: wrote %d users, %d items, %d reviews (%d added so every item has 5), %d images to %s in %.1f s",
         report["users"], report["items"], report["interactions"], repaired, len(items), out_dir, seconds,
     )
+    for name, size in report["files"].items():
+        log.info("synthetic: wrote %s (%d bytes)", out_dir / name, size)
     for name, info in structure.items():
         log.info("synthetic: %s preferred share %.3f vs chance %.3f", name, info["preferred_share"], info["chance_share"])
     return report
