@@ -74,7 +74,7 @@ class _State:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.types: dict[str, str] = {}
-        self.faults: dict[str, list[str]] = {}  # path -> actions for its next requests: 500, drop, slow
+        self.faults: dict[str, list[str]] = {}  # path -> actions for its next requests: 500, drop, slow, norange
         self.requests: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
 
@@ -101,7 +101,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         data = state.files[self.path]
         start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        match = None if action == "norange" else re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
         if match:
             start = int(match.group(1))
             if start >= len(data):

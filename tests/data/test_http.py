@@ -70,6 +70,14 @@ def test_interrupted_run_resumes_from_the_part_file(http_server, tmp_path):
     assert http_server.state.requests == [("/f.bin", "bytes=1000-")]
 
 
+def test_server_ignoring_range_rewrites_from_the_start(http_server, tmp_path):
+    url = _serve(http_server)
+    part_path(tmp_path / "f.bin").write_bytes(b"stale bytes from elsewhere")
+    http_server.state.faults["/f.bin"] = ["norange"]
+    _fetch(url, tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
 def test_oversized_part_restarts_cleanly(http_server, tmp_path):
     url = _serve(http_server)
     part_path(tmp_path / "f.bin").write_bytes(PAYLOAD + b"junk")

@@ -125,6 +125,7 @@ def test_without_user_map_item_counts_are_compared(exported, raw_dir):
          r"synthetic\.inter:2: field 'itemID': expected an integer, got 'abc'"),
         (lambda f: f.assign(itemID=f["itemID"].where(f.index != 1, 10**6)), r"synthetic\.inter:3: field 'itemID': expected an id in 0\.\."),
         (lambda f: pd.concat([f, f.iloc[[0]]]), r"duplicate \(userID, itemID\) pair"),
+        (lambda f: f.assign(userID=f["userID"].where(f.index != 2, -1)), r"synthetic\.inter:4: field 'userID': expected a non-negative id, got -1"),
         (lambda f: f.drop(columns="x_label"), r"missing column\(s\) x_label"),
     ],
 )
