@@ -20,15 +20,36 @@ class RowEntries(NamedTuple):
 
 def row_starts(sorted_rows: np.ndarray) -> np.ndarray:
     """For each entry of a row-sorted array, the index of the first entry of its row."""
-    return np.searchsorted(sorted_rows, sorted_rows, side="left")
+    if len(sorted_rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    return np.repeat(first, np.diff(np.r_[first, len(sorted_rows)]))
+
+
+def _first_k(order: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> RowEntries:
+    """Apply the ranking `order`, then keep each row's first k entries."""
+    sorted_rows = rows[order]
+    chosen = order[np.arange(len(order)) - row_starts(sorted_rows) < k]
+    return RowEntries(rows[chosen], cols[chosen], values[chosen])
 
 
 def top_k_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int) -> RowEntries:
     """Keep at most `k` entries per row among the candidates, best first (value desc, col asc)."""
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    keep = np.arange(len(rows)) - row_starts(rows) < k
-    return RowEntries(rows[keep], cols[keep], values[keep])
+    return _first_k(np.lexsort((cols, -values, rows)), rows, cols, values, k)
+
+
+def top_k_counts(rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, k: int) -> RowEntries:
+    """`top_k_entries` for non-negative integer values: one packed int64 sort key instead of a
+    three-key lexsort (several times faster on the tens of millions of co-interaction counts)."""
+    if len(rows) == 0:
+        return RowEntries(rows, cols, counts)
+    levels = int(counts.max()) + 1
+    n_cols = int(cols.max()) + 1
+    row_base = int(rows.min())
+    if (int(rows.max()) - row_base + 1) * levels * n_cols >= 2**63:
+        return top_k_entries(rows, cols, counts, k)
+    key = ((rows - row_base) * levels + (levels - 1 - counts.astype(np.int64))) * n_cols + cols
+    return _first_k(np.argsort(key), rows, cols, counts, k)
 
 
 def dense_top_k(block, k: int) -> RowEntries:

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from viral.graphs.topk import RowEntries, row_starts, top_k_entries
+from viral.graphs.topk import RowEntries, row_starts, top_k_counts
 from viral.graphs.user_item import interaction_matrix
 
 
@@ -27,7 +27,7 @@ def co_interaction_rows(r: sp.csr_matrix, r_t: sp.csr_matrix, start: int, stop: 
     block = (r[start:stop] @ r_t).tocoo()
     off_diagonal = block.col != block.row + start
     return RowEntries(block.row[off_diagonal].astype(np.int64), block.col[off_diagonal].astype(np.int64),
-                      block.data[off_diagonal].astype(np.float64))
+                      np.rint(block.data[off_diagonal]).astype(np.int64))
 
 
 def pad_multiplicity(entries: RowEntries, n_rows: int, k: int, uniforms: np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def user_user_graph(
     rows, cols, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
     for start in tqdm(range(0, n_users, chunk_rows), desc="user-user", unit="chunk", disable=not progress):
         stop = min(n_users, start + chunk_rows)
-        entries = top_k_entries(*co_interaction_rows(r, r_t, start, stop), k)
+        entries = top_k_counts(*co_interaction_rows(r, r_t, start, stop), k)
         multiplicity = np.ones(len(entries.rows))
         if rng is not None:
             # drawn for every user, padded or not, so that user u always gets row u of the draws
