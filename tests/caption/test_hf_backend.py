@@ -14,7 +14,7 @@ SIZES = [(112, 112), (56, 56), (84, 56), (56, 140), (168, 56)]  # 16, 4, 6, 10, 
 
 def requests() -> list[CaptionRequest]:
     return [
-        CaptionRequest(str(i), f"Product title: item {i}. Describe it.", Image.new("RGB", size, (40 * i, 90, 200 - 30 * i)))
+        CaptionRequest(str(i), f"Product title: item {i}. Describe it.", Image.new("RGB", size, (40 * i, 90, 20 * i)))
         for i, size in enumerate(SIZES)
     ]
 
@@ -44,7 +44,8 @@ def test_token_accounting(captioners):
 
     results = batched.generate(requests())
     for request, generation in zip(requests(), results):
-        inputs = batched.processor(text=[render_chat(batched.processor, request.text)], images=[request.image], return_tensors="pt")
+        text = render_chat(batched.processor, request.text)
+        inputs = batched.processor(text=[text], images=[request.image], return_tensors="pt")
         assert generation.prompt_tokens == inputs["input_ids"].shape[1]  # padding is not counted
         assert 1 <= generation.generated_tokens <= 8
         assert (generation.finish_reason == "length") == (generation.generated_tokens == 8)

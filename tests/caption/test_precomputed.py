@@ -22,7 +22,8 @@ def test_authors_csv_with_quotes_commas_and_newlines(tmp_path):
 def test_json_mapping_records_jsonl_and_parquet_agree(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(EXPECTED))
     (tmp_path / "b.json").write_text(json.dumps([{"asin": k, "description": v} for k, v in EXPECTED.items()]))
-    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"asin": k, "description": v}) + "\n" for k, v in EXPECTED.items()))
+    records = [{"asin": k, "description": v} for k, v in EXPECTED.items()]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     pq.write_table(pa.table({"asin": list(EXPECTED), "description": list(EXPECTED.values())}), tmp_path / "d.parquet")
     for name in ("a.json", "b.json", "c.jsonl", "d.parquet"):
         assert read_descriptions(tmp_path / name).text == EXPECTED, name

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from viral.caption.backend import make_captioner
 from viral.caption.output import OUTPUT_SCHEMA
@@ -69,8 +72,8 @@ def test_tiny_model_captions_every_item_in_item_order(dataset, tiny_params):
     assert report["items"] == N_ITEMS and report["captioned"] == N_ITEMS - len(NO_IMAGE)
     assert report["missing_image"] == len(NO_IMAGE) and report["failed"] == 0 and report["from_cache"] == 0
     on_disk = json.loads((OUT / "title.report.json").read_text())
-    for field in ("items", "captioned", "from_cache", "failed", "wall_seconds", "items_per_s", "generated_tokens_per_s"):
-        assert field in on_disk
+    fields = ("items", "captioned", "from_cache", "failed", "wall_seconds", "items_per_s", "generated_tokens_per_s")
+    assert set(fields) <= set(on_disk)
     provenance = json.loads(table.schema.metadata[b"viral.caption"])
     assert "{title}" in provenance["template"] and provenance["sampling"]["max_new_tokens"] == 6
 
@@ -153,8 +156,6 @@ def test_prompt_not_in_params_is_rejected(dataset, tiny_params):
 
 
 def test_missing_images_folder_is_one_line(dataset, tiny_params):
-    import shutil
-
     shutil.rmtree(dataset / "data/images")
     with pytest.raises(StageError, match="no images folder"):
         run_caption(tiny_params(), "title")
@@ -164,7 +165,9 @@ def test_precomputed_is_the_shipped_default(dataset, fx):
     raw = dataset / "data/raw/synthetic"
     raw.mkdir(parents=True)
     (raw / "descriptions_title.csv").write_text(
-        "asin,description\n" + "".join(f'A{i:04d},"A blanket, number {i}."\n' for i in range(N_ITEMS - 1)) + "ZZZ,other\n"
+        "asin,description\n"
+        + "".join(f'A{i:04d},"A blanket, number {i}."\n' for i in range(N_ITEMS - 1))
+        + "ZZZ,other\n"
     )
     params = fx.make_params()
     assert params.caption.backend == "precomputed"
@@ -178,18 +181,14 @@ def test_precomputed_is_the_shipped_default(dataset, fx):
 
 def test_stage_script_errors_are_one_line(dataset):
     (dataset / "params.yaml").write_text("dataset: synthetic\nmodel: bpr\n")  # caption defaults: precomputed
-    env_path = {"PYTHONPATH": str(ROOT)}
-    import os
-
     result = subprocess.run(
         [sys.executable, str(ROOT / "stages/caption.py"), "title"], capture_output=True, text=True,
-        env={**os.environ, **env_path},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: caption: data/raw/synthetic/descriptions_title.csv")
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: caption: data/raw/synthetic/descriptions_title.csv: descriptions file")
 
 
 def yaml_prompts() -> dict:
-    import yaml
-
     return yaml.safe_load((ROOT / "viral/caption/prompts.yaml").read_text())

@@ -40,10 +40,12 @@ class FakeLLM:
     def generate(self, prompts, sampling_params, use_tqdm=True):
         assert sampling_params is self.sampling
         self.calls.append(prompts)
-        return [
-            RequestOutput(list(range(len(p["prompt"]))), [Completion(f" caption of {p['multi_modal_uuids']['image']} ", [1, 2, 3], self.finish_reason)])
-            for p in prompts
-        ]
+        outputs = []
+        for prompt in prompts:
+            text = f" caption of {prompt['multi_modal_uuids']['image']} "
+            completion = Completion(text, [1, 2, 3], self.finish_reason)
+            outputs.append(RequestOutput(list(range(len(prompt["prompt"]))), [completion]))
+        return outputs
 
 
 def fake_factory(holder: list, **kwargs):
@@ -93,7 +95,8 @@ def test_sampling_passes_the_seed(tiny_params):
 def test_bad_outputs(tiny_params):
     params = tiny_params(backend="vllm")
     holder: list = []
-    captioner = VllmCaptioner(params.caption, sampling_from(params.caption, 0), fake_factory(holder, finish_reason="abort"))
+    factory = fake_factory(holder, finish_reason="abort")
+    captioner = VllmCaptioner(params.caption, sampling_from(params.caption, 0), factory)
     assert [r.error for r in captioner.generate(requests(2))] == ["vllm finish_reason='abort'"] * 2
     holder[0].generate = lambda prompts, sampling, use_tqdm: []
     with pytest.raises(StageError, match="vllm returned 0 outputs for 2 prompts"):
@@ -105,7 +108,10 @@ def test_bad_outputs(tiny_params):
 def test_stage_runs_one_engine_and_one_generate_call_per_chunk(dataset, tiny_params):
     params = tiny_params(backend="vllm", shard_items=3)
     holder: list = []
-    report = run_caption(params, "title", make=lambda config, seed: VllmCaptioner(config, sampling_from(config, seed), fake_factory(holder)))
+    def make(config, seed):
+        return VllmCaptioner(config, sampling_from(config, seed), fake_factory(holder))
+
+    report = run_caption(params, "title", make=make)
     (llm,) = holder
     assert [len(call) for call in llm.calls] == [3, 3, 2]
     rows = pq.read_table("data/captions/synthetic/title.parquet").to_pylist()

@@ -32,7 +32,9 @@ CACHE_SCHEMA = pa.schema(
 )
 
 
-def caption_key(*, image_sha256: str, prompt_text: str, backend: str, model: str, sampling: dict, max_pixels: int) -> str:
+def caption_key(
+    *, image_sha256: str, prompt_text: str, backend: str, model: str, sampling: dict, max_pixels: int
+) -> str:
     fields = dict(
         image=image_sha256, prompt=prompt_text, backend=backend, model=model, sampling=sampling, max_pixels=max_pixels
     )

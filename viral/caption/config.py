@@ -38,7 +38,9 @@ class CaptionConfig:
     cache_dir: str = "data/cache/captions"  # outside the DVC outs: survives `dvc repro` deleting them
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "max_pixels", "shard_items", "batch_size", "tensor_parallel_size", "max_model_len"):
+        positive = ("max_new_tokens", "max_pixels", "shard_items", "batch_size", "tensor_parallel_size",
+                    "max_model_len")
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected a positive int, got {getattr(self, name)}")
         if self.temperature < 0:

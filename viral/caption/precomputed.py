@@ -53,7 +53,8 @@ class _Collector:
         previous = self.text.get(key_value)
         if previous is not None and previous != description:
             raise PrecomputedFormatError(
-                f"{self.path}: {where}: {self.key} {key_value!r} repeats {self.where[key_value]} with a different description"
+                f"{self.path}: {where}: {self.key} {key_value!r} repeats {self.where[key_value]}"
+                " with a different description"
             )
         self.text[key_value] = description
         self.where[key_value] = where
@@ -75,12 +76,13 @@ def _item_id(path: Path, value, where: str) -> int:
 
 
 def _key_of(path: Path, columns, where: str) -> str:
+    found = ", ".join(map(str, columns))
     if "description" not in columns:
-        raise PrecomputedFormatError(f"{path}: {where}: no 'description' column (found: {', '.join(map(str, columns))})")
+        raise PrecomputedFormatError(f"{path}: {where}: no 'description' column (found: {found})")
     for key in KEY_COLUMNS:
         if key in columns:
             return key
-    raise PrecomputedFormatError(f"{path}: {where}: expected an 'asin' or 'itemID' column (found: {', '.join(map(str, columns))})")
+    raise PrecomputedFormatError(f"{path}: {where}: expected an 'asin' or 'itemID' column (found: {found})")
 
 
 def _read_csv(path: Path) -> Descriptions:
@@ -114,7 +116,9 @@ def _read_records(path: Path, records, label: str) -> Descriptions:
     for number, record in records:
         where = f"{label} {number}"
         if not isinstance(record, dict):
-            raise PrecomputedFormatError(f"{path}: {where}: expected an object with a key and 'description', got {record!r}")
+            raise PrecomputedFormatError(
+                f"{path}: {where}: expected an object with a key and 'description', got {record!r}"
+            )
         if collector is None:
             collector = _Collector(path, _key_of(path, list(record), where))
         if collector.key not in record:

@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from viral.caption.backend import Captioner, CaptionRequest, Generation, first_line, make_captioner, prepare_image, sampling_from
+from viral.caption.backend import (
+    Captioner,
+    CaptionRequest,
+    Generation,
+    first_line,
+    make_captioner,
+    prepare_image,
+    sampling_from,
+)
 from viral.caption.cache import CaptionCache, caption_key
 from viral.caption.config import CaptionConfig
 from viral.caption.output import empty_row, output_table
@@ -78,9 +87,12 @@ def run_caption(params: Params, prompt: str, make: CaptionerFactory = make_capti
     return report
 
 
-def import_precomputed(config: CaptionConfig, dataset: str, prompt: str, items: list[Item]):
+def import_precomputed(
+    config: CaptionConfig, dataset: str, prompt: str, items: list[Item]
+) -> tuple[list[dict], dict, dict]:
     if prompt not in config.precomputed:
-        raise StageError(f"caption.precomputed: no file for prompt {prompt!r} (it has {', '.join(config.precomputed) or 'none'})")
+        known = ", ".join(config.precomputed) or "none"
+        raise StageError(f"caption.precomputed: no file for prompt {prompt!r} (it has {known})")
     path = config.precomputed[prompt].replace("{dataset}", dataset)
     descriptions = read_descriptions(path)
     rows, matched = [], set()
@@ -93,7 +105,8 @@ def import_precomputed(config: CaptionConfig, dataset: str, prompt: str, items: 
             matched.add(key)
         rows.append(row)
     if descriptions.text and not matched:
-        raise StageError(f"{path}: none of its {len(descriptions.text)} {descriptions.key}s match an item of dataset {dataset}")
+        count = f"{len(descriptions.text)} {descriptions.key}s"
+        raise StageError(f"{path}: none of its {count} match an item of dataset {dataset}")
     report = dict(
         items=len(items),
         captioned=len(matched),
@@ -110,7 +123,9 @@ def import_precomputed(config: CaptionConfig, dataset: str, prompt: str, items: 
     return rows, report, dict(prompt=prompt, backend="precomputed", model=path, key=descriptions.key)
 
 
-def caption_with_model(params: Params, prompt: str, items: list[Item], make: CaptionerFactory):
+def caption_with_model(
+    params: Params, prompt: str, items: list[Item], make: CaptionerFactory
+) -> tuple[list[dict], dict, dict]:
     config = params.caption
     template = template_for(load_templates(config.prompt_file), prompt, config.prompt_file)
     prompt_hash = text_hash(template)
@@ -125,7 +140,9 @@ def caption_with_model(params: Params, prompt: str, items: list[Item], make: Cap
     jobs, rows = [], {}
     for item in items:
         if item.item_id not in image_rows:
-            rows[item.item_id] = empty_row(item.item_id, item.asin, "missing_image", config.backend, config.model, prompt_hash)
+            rows[item.item_id] = empty_row(
+                item.item_id, item.asin, "missing_image", config.backend, config.model, prompt_hash
+            )
             continue
         row = image_rows[item.item_id]
         text = render(template, item.title)
@@ -138,7 +155,10 @@ def caption_with_model(params: Params, prompt: str, items: list[Item], make: Cap
     cache = CaptionCache(Path(config.cache_dir) / params.dataset / prompt)
     cached = cache.load()
     todo = [job for job in jobs if job.key not in cached]
-    log.info("caption %s: %d items, %d with images, %d cached, %d to caption", prompt, len(items), len(jobs), len(jobs) - len(todo), len(todo))
+    log.info(
+        "caption %s: %d items, %d with images, %d cached, %d to caption",
+        prompt, len(items), len(jobs), len(jobs) - len(todo), len(todo),
+    )  # fmt: skip
     generated, failures, seconds = _caption_todo(config, params.seed, todo, images, prompt_hash, cache, make)
     cached.update(generated)
     cache.compact()
@@ -147,7 +167,8 @@ def caption_with_model(params: Params, prompt: str, items: list[Item], make: Cap
         item = job.item
         if job.key in cached:
             entry = cached[job.key]
-            rows[item.item_id] = dict(itemID=item.item_id, asin=item.asin, status="ok", **{k: v for k, v in entry.items() if k != "key"})
+            fields = {name: value for name, value in entry.items() if name != "key"}
+            rows[item.item_id] = dict(itemID=item.item_id, asin=item.asin, status="ok", **fields)
         else:
             rows[item.item_id] = empty_row(item.item_id, item.asin, "failed", config.backend, config.model, prompt_hash)
     new_tokens = sum(entry["generated_tokens"] for entry in generated.values())
@@ -169,7 +190,10 @@ def caption_with_model(params: Params, prompt: str, items: list[Item], make: Cap
     return list(rows.values()), report, provenance
 
 
-def _caption_todo(config, seed, todo, images, prompt_hash, cache, make):
+def _caption_todo(
+    config: CaptionConfig, seed: int, todo: list[Job], images: pa.Table, prompt_hash: str, cache: CaptionCache,
+    make: CaptionerFactory,
+) -> tuple[dict[str, dict], dict[int, str], float]:
     """Caption `todo` chunk by chunk, saving each chunk to the cache; return (new entries, failures, seconds)."""
     generated: dict[str, dict] = {}
     failures: dict[int, str] = {}
@@ -194,16 +218,21 @@ def _caption_todo(config, seed, todo, images, prompt_hash, cache, make):
                     if len(failures) <= 5:
                         log.warning("item %d (%s) failed: %s", job.item.item_id, job.item.asin, generation.error)
             if not generated and not entries and len(failures) >= SYSTEMATIC_FAILURES:
-                raise StageError(f"the first {len(failures)} items all failed; first error: {next(iter(failures.values()))}")
+                first = next(iter(failures.values()))
+                raise StageError(f"the first {len(failures)} items all failed; first error: {first}")
             cache.append(entries.values())
             generated.update(entries)
             tokens = sum(entry["generated_tokens"] for entry in entries.values())
-            log.info("chunk of %d: %.1f items/s, %.1f generated tokens/s", len(chunk), len(chunk) / elapsed, tokens / elapsed)
+            log.info(
+                "chunk of %d: %.1f items/s, %.1f generated tokens/s", len(chunk), len(chunk) / elapsed, tokens / elapsed
+            )
             progress.update(len(chunk))
     return generated, failures, seconds
 
 
-def _caption_chunk(captioner: Captioner, chunk: list[Job], image_column, max_pixels: int) -> list[Generation]:
+def _caption_chunk(
+    captioner: Captioner, chunk: list[Job], image_column: pa.ChunkedArray, max_pixels: int
+) -> list[Generation]:
     """Decode the chunk's images (a broken one fails alone), then one `generate` call for the rest."""
     results: list[Generation | None] = [None] * len(chunk)
     requests, positions = [], []
