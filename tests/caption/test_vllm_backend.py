@@ -99,10 +99,26 @@ def test_bad_outputs(tiny_params):
     captioner = VllmCaptioner(params.caption, sampling_from(params.caption, 0), factory)
     assert [r.error for r in captioner.generate(requests(2))] == ["vllm finish_reason='abort'"] * 2
     holder[0].generate = lambda prompts, sampling, use_tqdm: []
-    with pytest.raises(StageError, match="vllm returned 0 outputs for 2 prompts"):
-        captioner.generate(requests(2))
+    assert [r.error for r in captioner.generate(requests(2))] == ["StageError: vllm returned 0 outputs for 1 prompts"] * 2
     holder[0].generate = lambda prompts, sampling, use_tqdm: [RequestOutput([1])]
     assert captioner.generate(requests(1))[0].error == "vllm returned no completion"
+
+
+def test_a_request_that_breaks_the_call_fails_alone(tiny_params):
+    params = tiny_params(backend="vllm")
+    holder: list = []
+    captioner = VllmCaptioner(params.caption, sampling_from(params.caption, 0), fake_factory(holder))
+    real_generate = holder[0].generate
+
+    def generate(prompts, sampling, use_tqdm):  # vLLM rejects a whole call when one prompt is invalid
+        if any("item 1." in p["prompt"] for p in prompts):
+            raise ValueError("prompt length 5000 exceeds max_model_len 4096")
+        return real_generate(prompts, sampling, use_tqdm)
+
+    holder[0].generate = generate
+    results = captioner.generate(requests(3))
+    assert [r.text for r in results] == ["caption of img0", "", "caption of img2"]
+    assert results[1].error == "ValueError: prompt length 5000 exceeds max_model_len 4096"
 
 
 def test_stage_runs_one_engine_and_one_generate_call_per_chunk(dataset, tiny_params):

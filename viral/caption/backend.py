@@ -8,9 +8,10 @@ A backend turns a list of `CaptionRequest` (decoded image + rendered instruction
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from viral.stage import StageError
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from viral.caption.config import CaptionConfig
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Sampling:
@@ -74,6 +76,21 @@ def first_line(err: BaseException) -> str:
     """An exception as one short line (model errors can be pages long)."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+def isolate_failures(run: Callable[[Sequence[CaptionRequest]], list[Generation]], batch: Sequence[CaptionRequest]):
+    """`run(batch)`; if the batch raises, retry its requests one by one so only the culprit fails."""
+    try:
+        return run(batch)
+    except Exception as err:  # OOM, a prompt too long, a bad image geometry: find the item that broke it
+        log.warning("batch of %d failed (%s); retrying its items one by one", len(batch), first_line(err))
+    results = []
+    for request in batch:
+        try:
+            results.extend(run([request]))
+        except Exception as err:
+            results.append(Generation.failed(first_line(err)))
+    return results
 
 
 def sampling_from(config: "CaptionConfig", seed: int) -> Sampling:

@@ -5,14 +5,11 @@ share a batch (less padding); results are put back in request order.
 """
 from __future__ import annotations
 
-import logging
 from typing import Sequence
 
-from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line
+from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line, isolate_failures
 from viral.caption.prompts import render_chat
 from viral.stage import StageError
-
-log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
@@ -78,23 +75,11 @@ class TransformersCaptioner:
             results.append(Generation(text, int(n_prompt), len(new_tokens), "length" if stop is None else "stop"))
         return results
 
-    def _isolated(self, request: CaptionRequest) -> Generation:
-        try:
-            return self._batch([request])[0]
-        except Exception as err:  # one item's failure (bad image geometry, OOM) must not stop the run
-            return Generation.failed(first_line(err))
-
     def generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
         order = sorted(range(len(requests)), key=lambda i: (requests[i].image.width * requests[i].image.height, i))
         results: list[Generation | None] = [None] * len(requests)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = [requests[i] for i in chunk]
-            try:
-                generations = self._batch(batch)
-            except Exception as err:  # retry alone to find the item that broke the batch
-                log.warning("batch of %d failed (%s); retrying its items one by one", len(batch), first_line(err))
-                generations = [self._isolated(r) for r in batch]
-            for i, generation in zip(chunk, generations):
+            for i, generation in zip(chunk, isolate_failures(self._batch, [requests[i] for i in chunk])):
                 results[i] = generation
         return results

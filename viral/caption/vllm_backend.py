@@ -7,17 +7,14 @@ unit-tested with a fake `LLM` on machines without vLLM or a GPU.
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line
+from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line, isolate_failures
 from viral.caption.prompts import render_chat
 from viral.stage import StageError
 
 if TYPE_CHECKING:
     from viral.caption.config import CaptionConfig
-
-log = logging.getLogger(__name__)
 
 # (engine kwargs, sampling kwargs) -> (LLM-like object with .generate, SamplingParams-like object)
 EngineFactory = Callable[[dict, dict], tuple[Any, Any]]
@@ -89,6 +86,9 @@ class VllmCaptioner:
     def generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
         if not requests:
             return []
+        return isolate_failures(self._generate, requests)
+
+    def _generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
         outputs = self.llm.generate([self.prompt(r) for r in requests], self.sampling_params, use_tqdm=True)
         if len(outputs) != len(requests):
             raise StageError(f"vllm returned {len(outputs)} outputs for {len(requests)} prompts")
