@@ -179,15 +179,27 @@ def test_precomputed_is_the_shipped_default(dataset, fx):
     assert report["coverage"] == pytest.approx((N_ITEMS - 1) / N_ITEMS)
 
 
-def test_stage_script_errors_are_one_line(dataset):
+def test_stage_script(dataset):
     (dataset / "params.yaml").write_text("dataset: synthetic\nmodel: bpr\n")  # caption defaults: precomputed
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages/caption.py"), "title"], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert result.returncode == 1
-    last_line = result.stderr.strip().splitlines()[-1]
+
+    def stage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "stages/caption.py"), *args], capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+
+    failed = stage("title")
+    assert failed.returncode == 1
+    last_line = failed.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: caption: data/raw/synthetic/descriptions_title.csv: descriptions file")
+    usage = stage()
+    assert usage.returncode != 0 and "usage: python stages/caption.py <prompt>" in usage.stderr
+
+    raw = dataset / "data/raw/synthetic"
+    raw.mkdir(parents=True)
+    (raw / "descriptions_title.csv").write_text("asin,description\nA0001,A mug.\n")
+    assert stage("title").returncode == 0
+    assert json.loads((OUT / "title.report.json").read_text())["captioned"] == 1
 
 
 def yaml_prompts() -> dict:
