@@ -131,6 +131,19 @@ def test_changed_title_or_image_recaptions_exactly_that_item(dataset, tiny_param
     assert counting.items == 3
 
 
+def test_items_with_the_same_image_and_prompt_share_one_generation(dataset, tiny_params, fx):
+    titles, images = fx.default_titles(), fx.default_images()
+    titles[1], images[1] = titles[0], images[0]  # e.g. two sizes of one product
+    fx.write_items(dataset, titles)
+    fx.write_images(dataset, images)
+    counting = Counting()
+    report = run_caption(tiny_params(), "title", make=counting)
+    assert counting.items == 7 and report["generations"] == 7 and report["captioned"] == 8
+    rows = read().to_pylist()
+    assert rows[0]["description"] == rows[1]["description"] and rows[1]["status"] == "ok"
+    assert run_caption(tiny_params(), "plain", make=counting)["generations"] == 7  # plain: same image, same prompt
+
+
 def test_sampling_and_model_settings_are_part_of_the_key(dataset, tiny_params):
     run_caption(tiny_params(), "title")
     assert run_caption(tiny_params(max_new_tokens=5), "title")["captioned"] == 8

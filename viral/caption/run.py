@@ -154,12 +154,14 @@ def caption_with_model(
 
     cache = CaptionCache(Path(config.cache_dir) / params.dataset / prompt)
     cached = cache.load()
-    todo = [job for job in jobs if job.key not in cached]
+    from_cache = sum(job.key in cached for job in jobs)
+    # Items with the same image and rendered prompt (e.g. size variants of one product) share one generation.
+    todo = list({job.key: job for job in reversed(jobs) if job.key not in cached}.values())[::-1]
     log.info(
-        "caption %s: %d items, %d with images, %d cached, %d to caption",
-        prompt, len(items), len(jobs), len(jobs) - len(todo), len(todo),
+        "caption %s: %d items, %d with images, %d cached, %d generations to run",
+        prompt, len(items), len(jobs), from_cache, len(todo),
     )  # fmt: skip
-    generated, failures, seconds = _caption_todo(config, params.seed, todo, images, prompt_hash, cache, make)
+    generated, seconds = _caption_todo(config, params.seed, todo, images, prompt_hash, cache, make)
     cached.update(generated)
     cache.compact()
 
@@ -172,14 +174,16 @@ def caption_with_model(
         else:
             rows[item.item_id] = empty_row(item.item_id, item.asin, "failed", config.backend, config.model, prompt_hash)
     new_tokens = sum(entry["generated_tokens"] for entry in generated.values())
+    failed = sum(row["status"] == "failed" for row in rows.values())
     report = dict(
         items=len(items),
-        captioned=len(generated),
-        from_cache=len(jobs) - len(todo),
-        failed=len(failures),
+        captioned=len(jobs) - from_cache - failed,
+        from_cache=from_cache,
+        failed=failed,
         missing_image=len(items) - len(jobs),
+        generations=len(generated),
         generate_seconds=round(seconds, 3),
-        items_per_s=round(len(generated) / seconds, 3) if seconds else 0.0,
+        items_per_s=round(len(generated) / seconds, 3) if seconds else 0.0,  # generations per second
         generated_tokens_per_s=round(new_tokens / seconds, 3) if seconds else 0.0,
         prompt_hash=prompt_hash,
     )
@@ -193,12 +197,12 @@ def caption_with_model(
 def _caption_todo(
     config: CaptionConfig, seed: int, todo: list[Job], images: pa.Table, prompt_hash: str, cache: CaptionCache,
     make: CaptionerFactory,
-) -> tuple[dict[str, dict], dict[int, str], float]:
-    """Caption `todo` chunk by chunk, saving each chunk to the cache; return (new entries, failures, seconds)."""
+) -> tuple[dict[str, dict], float]:
+    """Caption `todo` chunk by chunk, saving each chunk to the cache; return (new entries, seconds)."""
     generated: dict[str, dict] = {}
     failures: dict[int, str] = {}
     if not todo:
-        return generated, failures, 0.0
+        return generated, 0.0
     captioner = make(config, seed)
     image_column = images.column("image")
     seconds = 0.0
@@ -227,7 +231,7 @@ def _caption_todo(
                 "chunk of %d: %.1f items/s, %.1f generated tokens/s", len(chunk), len(chunk) / elapsed, tokens / elapsed
             )
             progress.update(len(chunk))
-    return generated, failures, seconds
+    return generated, seconds
 
 
 def _caption_chunk(
