@@ -1,7 +1,7 @@
 """Clothing-sized graph building: item–item kNN and user–user top-k, time and peak memory.
 
     python benchmarks/graphs_scale.py [--items 23033] [--users 39387] [--train 197338] [--dim 384]
-                                      [--k 10] [--chunk-rows 2048] [--seed 0] [--skip-baselines]
+                                      [--k 10] [--chunk-rows 4096] [--seed 0] [--skip-baselines]
 
 Inputs are synthetic but shaped like the real thing: two 384-d modalities of clustered unit vectors
 (sentence embeddings are clustered, not uniform), and train interactions with a power-law user activity
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=197338)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--chunk-rows", type=int, default=2048)
+    parser.add_argument("--chunk-rows", type=int, default=4096)
     parser.add_argument("--loop-users", type=int, default=100, help="users timed for the MMRec-loop baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-baselines", action="store_true")

@@ -17,7 +17,7 @@ class GraphsConfig:
     uu_k: int = 10  # user-user neighbours per user
     uu_weight: Literal["softmax", "row_norm"] = "softmax"
     uu_pad: Literal["none", "random"] = "none"  # random: DRAGON's padding of short lists, seeded by `seed`
-    chunk_rows: int = 2048  # rows per block of similarities / co-interaction counts (bounds peak memory)
+    chunk_rows: int = 4096  # rows per block of similarities / co-interaction counts (bounds peak memory)
 
     def __post_init__(self) -> None:
         for name in ("knn_k", "uu_k", "chunk_rows"):
