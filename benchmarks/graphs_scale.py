@@ -2,6 +2,7 @@
 
     python benchmarks/graphs_scale.py [--items 23033] [--users 39387] [--train 197338] [--dim 384]
                                       [--k 10] [--chunk-rows 4096] [--seed 0] [--skip-baselines]
+                                      [--mmrec ../shared/data/baby]
 
 Inputs are synthetic but shaped like the real thing: two 384-d modalities of clustered unit vectors
 (sentence embeddings are clustered, not uniform), and train interactions with a power-law user activity
@@ -84,7 +85,15 @@ if phase in ("ii", "ii_naive"):
         cols, out["seconds"], out["cpu_seconds"] = run(naive)
         out["nnz"] = int(cols.size)
 elif phase in ("uu", "ui", "uu_loop"):
-    pairs = interactions(args["users"], args["items"], args["train"], args["seed"])
+    if args["mmrec"]:
+        # real train interactions of an MMRec folder instead of generated ones
+        from viral.data.mmrec import read_folder
+        inter = read_folder(args["mmrec"]).inter
+        args["users"], args["items"] = int(inter["userID"].max()) + 1, int(inter["itemID"].max()) + 1
+        pairs = inter.loc[inter["split"] == 0, ["userID", "itemID"]].to_numpy()
+    else:
+        pairs = interactions(args["users"], args["items"], args["train"], args["seed"])
+    out["users"] = args["users"]
     out["train_pairs"] = int(len(pairs))
     out["rss_inputs_mb"] = rss_mb()
     if phase == "uu":
@@ -140,29 +149,33 @@ def main() -> None:
     parser.add_argument("--loop-users", type=int, default=100, help="users timed for the MMRec-loop baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--mmrec", default="", help="MMRec data folder (e.g. ../shared/data/baby): user-user and "
+                        "user-item phases use its real train split instead of generated interactions")
     args = vars(parser.parse_args())
-    print(f"items {args['items']} x 2 modalities x {args['dim']}-d, users {args['users']}, "
-          f"train {args['train']}, k {args['k']}, chunk_rows {args['chunk_rows']}")
+    source = args["mmrec"] or f"generated: users {args['users']}, train {args['train']}"
+    print(f"items {args['items']} x 2 modalities x {args['dim']}-d, interactions {source}, k {args['k']}, "
+          f"chunk_rows {args['chunk_rows']}")
     ii, uu, ui = phase("ii", args), phase("uu", args), phase("ui", args)
-    print(f"uu input: {uu['train_pairs']} pairs, max item degree {uu['item_degree_max']}, max user degree "
+    print(f"uu input: {uu['users']} users, {uu['train_pairs']} train pairs, max item degree {uu['item_degree_max']}, max user degree "
           f"{uu['user_degree_max']}, {uu['users_without_neighbours']} users without co-users")
     figures = {
-        "items": args["items"], "users": args["users"], "train_pairs": uu["train_pairs"], "dim": args["dim"],
+        "items": args["items"], "users": uu["users"], "train_pairs": uu["train_pairs"], "dim": args["dim"],
+        "interactions": args["mmrec"] or "generated power-law",
         "k": args["k"], "chunk_rows": args["chunk_rows"],
         "ii_seconds": round(ii["seconds"], 2), "ii_cpu_seconds": round(ii["cpu_seconds"], 2),
         "ii_peak_rss_mb": round(ii["peak_rss_mb"]), "ii_inputs_rss_mb": round(ii["rss_inputs_mb"]),
         "ii_items_per_s": round(args["items"] / ii["seconds"]),
         "uu_seconds": round(uu["seconds"], 2), "uu_cpu_seconds": round(uu["cpu_seconds"], 2),
         "uu_peak_rss_mb": round(uu["peak_rss_mb"]), "uu_inputs_rss_mb": round(uu["rss_inputs_mb"]),
-        "uu_users_per_s": round(args["users"] / uu["seconds"]),
+        "uu_users_per_s": round(uu["users"] / uu["seconds"]),
         "ui_seconds": round(ui["seconds"], 3), "ui_peak_rss_mb": round(ui["peak_rss_mb"]),
         "memory": "ru_maxrss of one child process per phase (whole process)",
     }
     if not args["skip_baselines"]:
         naive, loop = phase("ii_naive", args), phase("uu_loop", args)
-        loop_all = loop["seconds"] * args["users"] / args["loop_users"]
+        loop_all = loop["seconds"] * uu["users"] / args["loop_users"]
         print(f"MMRec-style user loop: {loop['seconds']:.1f} s for {args['loop_users']} users "
-              f"-> {loop_all:.0f} s extrapolated to {args['users']}")
+              f"-> {loop_all:.0f} s extrapolated to {uu['users']}")
         figures.update({
             "ii_naive_seconds": round(naive["seconds"], 2), "ii_naive_peak_rss_mb": round(naive["peak_rss_mb"]),
             "ii_speedup_vs_naive": round(naive["seconds"] / ii["seconds"], 2),
