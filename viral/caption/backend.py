@@ -78,7 +78,9 @@ def first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
-def isolate_failures(run: Callable[[Sequence[CaptionRequest]], list[Generation]], batch: Sequence[CaptionRequest]):
+def isolate_failures(
+    run: Callable[[Sequence[CaptionRequest]], list[Generation]], batch: Sequence[CaptionRequest]
+) -> list[Generation]:
     """`run(batch)`; if the batch raises, retry its requests one by one so only the culprit fails."""
     try:
         return run(batch)
