@@ -43,18 +43,20 @@ def _missing(requires: Iterable[str], have: Iterable[str]) -> list[str]:
 def load_mmrec_inputs(folder: str | Path, requires: Iterable[str] = ()) -> TrainData:
     """An MMRec data folder as TrainData: its own split; the user-item graph is built from its train
     pairs; `text_feat.npy` / `image_feat.npy` become features "text" / "visual" when a model needs them."""
-    from viral.data.mmrec import IMAGE_FEATURES, TEXT_FEATURES, read_feature, read_folder
+    from viral.data.mmrec import read_folder, read_folder_features
     from viral.graphs.user_item import normalized_adjacency
 
     source = read_folder(folder)
-    data = from_interactions(source.inter, source.n_users, source.n_items, source.name)
+    data = from_interactions(source.inter, source.n_users, len(source.items), source.name)
     inputs = data.inputs
     requires = set(requires)
     if "ui" in requires:
         inputs.graphs["ui"] = normalized_adjacency(inputs.train_pairs, inputs.n_users, inputs.n_items)
-    for key, file in (("text", TEXT_FEATURES), ("visual", IMAGE_FEATURES)):
-        if key in requires and (Path(folder) / file).is_file():
-            inputs.features[key] = read_feature(Path(folder) / file, inputs.n_items)
+    if requires & set(FEATURE_NAMES):
+        found = read_folder_features(folder)
+        for name, key in (("text", "text"), ("visual", "image")):
+            if name in requires and key in found:
+                inputs.features[name] = found[key]
     missing = _missing(requires, [*inputs.graphs, *inputs.features])
     if missing:
         raise StageError(f"{folder}: an MMRec folder provides no {', '.join(missing)} for this model")
