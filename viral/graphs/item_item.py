@@ -7,7 +7,7 @@ Two constructions (model-spec §3.4 and A7):
   modality graphs are summed with weights `image_weight` (visual) and 1 - image_weight (text).
 With `self_loop` every item is one of its own k neighbours (weight S_ii, i.e. 1 for a non-zero feature
 vector), forced rather than left to tie-breaking against duplicate items; without it the k neighbours
-exclude the item. Only a (chunk_rows, n_items) block of similarities ever exists in memory.
+exclude the item. Only a (chunk_rows, chunk_rows) tile of similarities exists at a time.
 """
 from __future__ import annotations
 
@@ -48,20 +48,22 @@ def normalize(matrix: sp.csr_matrix, mode: Literal["sym", "row", "none"]) -> sp.
     return sp.csr_matrix((values, (coo.row, coo.col)), shape=matrix.shape)
 
 
-def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_rows: int,
+def nearest_neighbours(stacked: np.ndarray, k: int, self_loop: bool, chunk_rows: int, scale: float = 1.0,
                        progress: bool = False) -> RowEntries:
-    """k nearest items of every item under the mean cosine similarity of `units` (unit-norm rows).
+    """k nearest items of every item under S = scale * stacked @ stacked.T.
 
-    Returns global (row, col, similarity) entries; a forced self entry counts towards k. S is symmetric,
-    so only the tiles on and above the diagonal are computed (half the matrix products): each off-diagonal
-    tile feeds the candidates of its rows and, transposed, of its columns. Every row tile keeps a running
-    top-k, so memory stays at two (chunk_rows, chunk_rows) tiles plus the n_items * k result.
+    `stacked` holds the unit-norm feature rows of every modality side by side, so one product gives the
+    sum of the per-modality cosine similarities (scale = 1 / n_modalities makes it their mean). Returns
+    global (row, col, similarity) entries; a forced self entry counts towards k. S is symmetric, so only
+    the tiles on and above the diagonal are computed (half the matrix products): each off-diagonal tile
+    feeds the candidates of its rows and, transposed, of its columns. Every row tile keeps a running
+    top-k, so memory stays at one (chunk_rows, chunk_rows) tile plus the n_items * k result.
     """
     import torch
     from tqdm import tqdm
 
-    n = units[0].shape[0]
-    tensors = [torch.from_numpy(u) for u in units]
+    n = stacked.shape[0]
+    features = torch.from_numpy(np.ascontiguousarray(stacked, dtype=np.float32))
     others = max(0, min(k - 1 if self_loop else k, n - 1))
     size = max(1, min(chunk_rows, n))
     bounds = [(start, min(n, start + size)) for start in range(0, n, size)]
@@ -69,7 +71,6 @@ def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_r
     pending: list[list[RowEntries]] = [[] for _ in bounds]
     self_parts: list[RowEntries] = []
     block_buf = torch.empty(size, size, dtype=torch.float32)
-    term_buf = torch.empty(size, size, dtype=torch.float32) if len(tensors) > 1 else None
 
     def best_of(tile: int) -> RowEntries:
         best = top_k_entries(*concat_entries(pending[tile]), others)
@@ -85,13 +86,9 @@ def nearest_neighbours(units: list[np.ndarray], k: int, self_loop: bool, chunk_r
     for a, b in tqdm(tiles, desc="item-item kNN", unit="tile", disable=not progress):
         (row_start, row_stop), (col_start, col_stop) = bounds[a], bounds[b]
         block = block_buf[: row_stop - row_start, : col_stop - col_start]
-        torch.mm(tensors[0][row_start:row_stop], tensors[0][col_start:col_stop].T, out=block)
-        for tensor in tensors[1:]:
-            term = term_buf[: row_stop - row_start, : col_stop - col_start]
-            torch.mm(tensor[row_start:row_stop], tensor[col_start:col_stop].T, out=term)
-            block.add_(term)
-        if len(tensors) > 1:
-            block.div_(len(tensors))
+        torch.mm(features[row_start:row_stop], features[col_start:col_stop].T, out=block)
+        if scale != 1.0:
+            block.mul_(scale)
         if a == b:
             diagonal = torch.arange(row_stop - row_start)
             if self_loop:
@@ -127,13 +124,14 @@ def item_item_graph(
     (n,) = n_items
     units = {name: unit_rows(matrix) for name, matrix in features.items()}
     if method == "viral_avgsim":
-        entries = nearest_neighbours(list(units.values()), k, self_loop, chunk_rows, progress)
+        stacked = np.hstack(list(units.values()))
+        entries = nearest_neighbours(stacked, k, self_loop, chunk_rows, 1.0 / len(units), progress)
         rows, cols, values = entries.rows, entries.cols, entries.values.astype(np.float64)
     elif method == "dragon_weighted":
         weights = modality_weights(list(units), image_weight)
         rows_parts, cols_parts, value_parts = [], [], []
         for name, unit in units.items():
-            entries = nearest_neighbours([unit], k, self_loop, chunk_rows, progress)
+            entries = nearest_neighbours(unit, k, self_loop, chunk_rows, progress=progress)
             per_row = np.bincount(entries.rows, minlength=n)
             rows_parts.append(entries.rows)
             cols_parts.append(entries.cols)
