@@ -1,7 +1,7 @@
 """Clothing-sized graph building: item–item kNN and user–user top-k, time and peak memory.
 
     python benchmarks/graphs_scale.py [--items 23033] [--users 39387] [--train 197338] [--dim 384]
-                                      [--k 10] [--chunk-rows 4096] [--seed 0] [--skip-baselines]
+                                      [--visual-dim 4096] [--k 10] [--chunk-rows 4096] [--seed 0] [--skip-baselines]
                                       [--mmrec ../shared/data/baby]
 
 Inputs are synthetic but shaped like the real thing: two 384-d modalities of clustered unit vectors
@@ -38,11 +38,11 @@ phase = sys.argv[2]
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def features(n, d, seed):
-    # clustered unit vectors: 300 topics, each item = its topic centre + noise
+def features(n, dims, seed):
+    # clustered vectors: 300 topics, each item = its topic centre + noise
     rng = np.random.default_rng(seed)
     out = {}
-    for name in ("text", "visual"):
+    for name, d in dims.items():
         centres = rng.normal(size=(300, d)).astype(np.float32)
         x = centres[rng.integers(0, 300, n)] + 0.8 * rng.normal(size=(n, d)).astype(np.float32)
         out[name] = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -66,7 +66,7 @@ def run(fn):
 
 out = {}
 if phase in ("ii", "ii_naive"):
-    feats = features(args["items"], args["dim"], args["seed"])
+    feats = features(args["items"], {"text": args["dim"], "visual": args["visual_dim"] or args["dim"]}, args["seed"])
     out["rss_inputs_mb"] = rss_mb()
     if phase == "ii":
         import torch  # imported before timing: the stage pays it once, not per graph
@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=39387)
     parser.add_argument("--train", type=int, default=197338)
     parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--visual-dim", type=int, default=0,
+                        help="visual feature width (default: --dim; 4096 = the CNN features of `visual: original`)")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--chunk-rows", type=int, default=4096)
     parser.add_argument("--loop-users", type=int, default=100, help="users timed for the MMRec-loop baseline")
@@ -153,13 +155,14 @@ def main() -> None:
                         "user-item phases use its real train split instead of generated interactions")
     args = vars(parser.parse_args())
     source = args["mmrec"] or f"generated: users {args['users']}, train {args['train']}"
-    print(f"items {args['items']} x 2 modalities x {args['dim']}-d, interactions {source}, k {args['k']}, "
+    print(f"items {args['items']} x text {args['dim']}-d + visual {args['visual_dim'] or args['dim']}-d, interactions {source}, k {args['k']}, "
           f"chunk_rows {args['chunk_rows']}")
     ii, uu, ui = phase("ii", args), phase("uu", args), phase("ui", args)
     print(f"uu input: {uu['users']} users, {uu['train_pairs']} train pairs, max item degree {uu['item_degree_max']}, max user degree "
           f"{uu['user_degree_max']}, {uu['users_without_neighbours']} users without co-users")
     figures = {
         "items": args["items"], "users": uu["users"], "train_pairs": uu["train_pairs"], "dim": args["dim"],
+        "visual_dim": args["visual_dim"] or args["dim"],
         "interactions": args["mmrec"] or "generated power-law",
         "k": args["k"], "chunk_rows": args["chunk_rows"],
         "ii_seconds": round(ii["seconds"], 2), "ii_cpu_seconds": round(ii["cpu_seconds"], 2),

@@ -125,8 +125,10 @@ def test_k_larger_than_catalog_keeps_every_item():
 
 
 def test_unit_rows_and_normalize_edge_cases():
-    unit = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
-    np.testing.assert_allclose(unit, [[0.6, 0.8], [0.0, 0.0]])
+    unit = unit_rows([np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]]), np.array([[1.0], [-5.0], [0.0]])],
+                     chunk_rows=2)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit, [[0.6, 0.8, 1.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize(item_item_graph({"text": unit}, k=1), "l2")
 

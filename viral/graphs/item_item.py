@@ -21,11 +21,23 @@ from viral.graphs.topk import RowEntries, concat_entries, dense_top_k, empty_ent
 IMAGE_MODALITY = "visual"
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm in float32; all-zero rows stay zero (cosine 0 with everything)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+def unit_rows(matrices: list[np.ndarray], chunk_rows: int = 4096) -> np.ndarray:
+    """The matrices' rows scaled to unit L2 norm, side by side in one float32 (n, sum of d) array.
+
+    Norms are taken in float64, `chunk_rows` rows at a time (no float64 copy of a whole 4096-d feature
+    matrix); all-zero rows stay zero (cosine 0 with everything).
+    """
+    n = matrices[0].shape[0]
+    out = np.empty((n, sum(m.shape[1] for m in matrices)), dtype=np.float32)
+    for start in range(0, n, chunk_rows):
+        stop = min(n, start + chunk_rows)
+        offset = 0
+        for matrix in matrices:
+            block = np.asarray(matrix[start:stop], dtype=np.float64)
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            out[start:stop, offset:offset + block.shape[1]] = block / np.where(norms > 0, norms, 1.0)
+            offset += block.shape[1]
+    return out
 
 
 def normalize(matrix: sp.csr_matrix, mode: Literal["sym", "row", "none"]) -> sp.csr_matrix:
@@ -122,16 +134,15 @@ def item_item_graph(
     if len(n_items) != 1 or any(len(shape) != 2 for shape in shapes.values()):
         raise ValueError(f"item-item graph: modalities must be (n_items, d) with the same n_items, got {shapes}")
     (n,) = n_items
-    units = {name: unit_rows(matrix) for name, matrix in features.items()}
     if method == "viral_avgsim":
-        stacked = np.hstack(list(units.values()))
-        entries = nearest_neighbours(stacked, k, self_loop, chunk_rows, 1.0 / len(units), progress)
+        stacked = unit_rows(list(features.values()))
+        entries = nearest_neighbours(stacked, k, self_loop, chunk_rows, 1.0 / len(features), progress)
         rows, cols, values = entries.rows, entries.cols, entries.values.astype(np.float64)
     elif method == "dragon_weighted":
-        weights = modality_weights(list(units), image_weight)
+        weights = modality_weights(list(features), image_weight)
         rows_parts, cols_parts, value_parts = [], [], []
-        for name, unit in units.items():
-            entries = nearest_neighbours(unit, k, self_loop, chunk_rows, progress=progress)
+        for name, matrix in features.items():
+            entries = nearest_neighbours(unit_rows([matrix]), k, self_loop, chunk_rows, progress=progress)
             per_row = np.bincount(entries.rows, minlength=n)
             rows_parts.append(entries.rows)
             cols_parts.append(entries.cols)
