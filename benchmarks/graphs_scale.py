@@ -43,9 +43,14 @@ def features(n, dims, seed):
     rng = np.random.default_rng(seed)
     out = {}
     for name, d in dims.items():
-        centres = rng.normal(size=(300, d)).astype(np.float32)
-        x = centres[rng.integers(0, 300, n)] + 0.8 * rng.normal(size=(n, d)).astype(np.float32)
-        out[name] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        centres = rng.standard_normal((300, d), dtype=np.float32)
+        topic = rng.integers(0, 300, n)
+        x = rng.standard_normal((n, d), dtype=np.float32)  # built in place: the inputs' RSS stays small
+        x *= 0.8
+        for start in range(0, n, 4096):
+            x[start:start + 4096] += centres[topic[start:start + 4096]]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[name] = x
     return out
 
 def interactions(n_users, n_items, n_train, seed):
