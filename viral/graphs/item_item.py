@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from viral.graphs.topk import RowEntries, concat_entries, dense_top_k, empty_entries, top_k_entries
+from viral.graphs.topk import RowEntries, concat_entries, dense_top_k, top_k_entries
 
 IMAGE_MODALITY = "visual"
 
