@@ -18,17 +18,14 @@ def test_info_nce_matches_hand_computed_value():
     assert (rows + cols) / 2 == pytest.approx(0.370061, abs=1e-6)
 
 
-def test_info_nce_drops_duplicate_rows_from_the_negatives():
+def test_info_nce_with_duplicate_ids_equals_the_loss_over_distinct_rows():
     torch.manual_seed(0)
-    a, b = torch.randn(3, 4), torch.randn(3, 4)
-    # Rows 0 and 2 are the same item: the loss equals the per-row losses with that pair removed.
-    ids = torch.tensor([7, 1, 7])
-    logits = torch.nn.functional.normalize(a, dim=1) @ torch.nn.functional.normalize(b, dim=1).T / 0.2
-    keep = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
-
-    def direction(m, k):
-        return torch.stack([-(m[i, i] - torch.logsumexp(m[i][k[i]], 0)) for i in range(3)]).mean()
-
-    expected = (direction(logits, keep) + direction(logits.T, keep.T)) / 2
-    assert info_nce(a, b, 0.2, ids).item() == pytest.approx(expected.item(), abs=1e-6)
-    assert info_nce(a, b, 0.2, torch.tensor([0, 1, 2])).item() == pytest.approx(info_nce(a, b, 0.2).item())
+    distinct_a, distinct_b = torch.randn(4, 5), torch.randn(4, 5)
+    # A batch drawing item 2 three times and item 0 twice, in shuffled order.
+    ids = torch.tensor([2, 0, 2, 3, 1, 0, 2])
+    batch = info_nce(distinct_a[ids], distinct_b[ids], 0.2, ids)
+    assert batch.item() == pytest.approx(info_nce(distinct_a, distinct_b, 0.2).item(), abs=1e-6)
+    distinct_ids = torch.arange(4)
+    assert info_nce(distinct_a, distinct_b, 0.2, distinct_ids).item() == pytest.approx(
+        info_nce(distinct_a, distinct_b, 0.2).item(), abs=1e-6
+    )

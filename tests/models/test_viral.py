@@ -63,10 +63,11 @@ def test_embedding_shapes(fusion, width):
     assert users.shape == (30, width) and items.shape == (20, width)
 
 
-@pytest.mark.parametrize("mode", ["faithful", "scalable"])
-def test_gradients_reach_every_parameter(mode):
+@pytest.mark.parametrize("mode, fusion_width", [("faithful", 0), ("scalable", 0), ("faithful", 8)])
+def test_gradients_reach_every_parameter(mode, fusion_width):
     inputs = tiny_inputs(visual_dim=40)  # wider visual (like the 4096-d CNN feature): projected
-    model = _model(inputs, synergy_mode=mode)
+    model = _model(inputs, synergy_mode=mode, fusion_width=fusion_width)
+    assert model.visual_proj is not None and (model.text_proj is not None) == (fusion_width == 8)
     out = model.loss(*_batch(inputs))
     assert set(out) == {"loss", "bpr", "reg", "synergy_nce", "redundancy_nce"}
     out["loss"].backward()

@@ -38,6 +38,7 @@ class Config:
     synergy_mode: Literal["faithful", "scalable"] = "faithful"  # all items (O(N^2)) | each item's ii neighbours
     redundancy: bool = True  # code (master): false
     normalize_unique: bool = False  # code (redu2): true, v' L2-normalised before its GCN
+    fusion_width: int = 0  # width of the CSE/TBR blocks; 0 = the text feature width (384, as the code)
     attention_heads: int = 1
     ffn_mult: int = 4
     nce_temperature: float = 0.1  # unstated in the paper; code: 0.1
@@ -49,6 +50,8 @@ class Config:
         for name in ("embedding_dim", "feat_hidden_dim", "attention_heads", "ffn_mult"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.fusion_width < 0:
+            raise ConfigError(f"fusion_width: expected >= 0 (0 = text feature width), got {self.fusion_width}")
         for name in ("n_ui_layers", "n_ii_layers", "n_uu_layers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)}")
@@ -77,21 +80,24 @@ class VIRAL(Recommender):
         for name in ("ii", "uu"):
             self.register_buffer(name, sparse_csr(inputs.graphs[name]), persistent=False)
             self.register_buffer(f"{name}_t", sparse_csr(inputs.graphs[name].T), persistent=False)
-        width = text.shape[1]
-        # The attention blocks need one width: a CNN visual feature (4096-d) is projected to the text width.
-        self.visual_proj = nn.Linear(visual.shape[1], width) if visual.shape[1] != width else None
-
         viral = config.fusion == "viral"
-        self.synergy = SynergyEstimator(width, config.attention_heads, config.ffn_mult) if viral and config.synergy else None
+        attends = viral and (config.synergy or config.redundancy)
+        # The attention blocks need one width (`fusion_width`, default the text width, as the authors):
+        # a modality of another width (e.g. the 4096-d CNN feature) is projected to it first.
+        width = config.fusion_width or text.shape[1]
+        self.text_proj = nn.Linear(text.shape[1], width) if attends and text.shape[1] != width else None
+        self.visual_proj = nn.Linear(visual.shape[1], width) if attends and visual.shape[1] != width else None
+        heads, ffn_mult = config.attention_heads, config.ffn_mult
+        self.synergy = SynergyEstimator(width, heads, ffn_mult) if viral and config.synergy else None
         scalable = self.synergy is not None and config.synergy_mode == "scalable"
         self.register_buffer("neighbours", neighbour_index(inputs.graphs["ii"]) if scalable else None, persistent=False)
-        self.redundancy = (
-            RedundancyEstimator(width, config.attention_heads, config.ffn_mult) if viral and config.redundancy else None
-        )
+        self.redundancy = RedundancyEstimator(width, heads, ffn_mult) if viral and config.redundancy else None
+        in_dims = {"t": width if attends else text.shape[1], "s": width, "v": width if attends else visual.shape[1]}
         order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
         self.slots = tuple(slot for slot in order if slot != "s" or self.synergy is not None)
         self.gcns = nn.ModuleDict(
-            {slot: ModalityGCN(inputs.n_users, width, config.feat_hidden_dim, config.embedding_dim) for slot in self.slots}
+            {slot: ModalityGCN(inputs.n_users, in_dims[slot], config.feat_hidden_dim, config.embedding_dim)
+             for slot in self.slots}
         )
         self.user_weights = None
         if config.fusion in ("viral", "weighted_concat"):
@@ -106,7 +112,7 @@ class VIRAL(Recommender):
 
     def _slot_inputs(self) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
         """Item-level inputs of each slot's GCN, and the views the InfoNCE terms align."""
-        text = self.text
+        text = self.text if self.text_proj is None else self.text_proj(self.text)
         visual = self.visual if self.visual_proj is None else self.visual_proj(self.visual)
         slots, views = {"t": text, "v": visual}, {}
         if self.synergy is not None:
@@ -149,18 +155,26 @@ class VIRAL(Recommender):
         reg = self.config.reg_weight * reg
         out = {"bpr": bpr, "reg": reg}
         total = bpr + reg
-        # InfoNCE over the batch's positive items (all-item InfoNCE would be O(N^2) memory).
-        tau = self.config.nce_temperature
         if "synergy" in views:
-            h_vt, h_tv = (view[pos] for view in views["synergy"])
-            out["synergy_nce"] = info_nce(h_vt, h_tv, tau, pos)
+            out["synergy_nce"] = self._nce(*views["synergy"], pos)
             total = total + self.config.fusion_weight * out["synergy_nce"]
         if "redundancy" in views:
-            h, h_v, h_t = (view[pos] for view in views["redundancy"])
-            out["redundancy_nce"] = info_nce(h, h_v, tau, pos) + info_nce(h, h_t, tau, pos) + info_nce(h_v, h_t, tau, pos)
+            h, h_v, h_t = views["redundancy"]
+            out["redundancy_nce"] = self._nce(h, h_v, pos) + self._nce(h, h_t, pos) + self._nce(h_v, h_t, pos)
             total = total + self.config.fusion_weight * out["redundancy_nce"]
         out["loss"] = total
         return out
+
+    def _nce(self, a: torch.Tensor, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """InfoNCE over the batch's distinct positive items (all-item InfoNCE would be O(N^2) memory).
+
+        On CUDA the duplicates are masked instead of removed: same value, no device sync per batch.
+        """
+        tau = self.config.nce_temperature
+        if pos.is_cuda:
+            return info_nce(a[pos], b[pos], tau, ids=pos)
+        items = pos.unique()
+        return info_nce(a[items], b[items], tau)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         z_u, z_i, _ = self._forward()
