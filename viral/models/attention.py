@@ -38,8 +38,10 @@ class AttentionBlock(nn.Module):
         keys, values, mask = self.key(context), self.value(context), None
         if neighbours is not None:
             mask = (neighbours >= 0)[:, None, None, :]
-            index = neighbours.clamp(min=0)
-            keys, values = keys[index], values[index]
+            # index_select (backward: index_add_) is much faster on CPU than advanced indexing's index_put_.
+            index = neighbours.clamp(min=0).reshape(-1)
+            keys = keys.index_select(0, index).view(*neighbours.shape, -1)
+            values = values.index_select(0, index).view(*neighbours.shape, -1)
         q, k, v = self._split(self.query(query)), self._split(keys), self._split(values)
         if query.device.type == "cpu":
             # On CPU the fused (flash) kernel's backward is ~3-8x slower than the plain matmul form.
