@@ -34,22 +34,23 @@ class LightGCN(Recommender):
         self.register_buffer("adjacency", sparse_csr(inputs.graphs["ui"]), persistent=False)
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        layer = torch.cat([self.user_embedding, self.item_embedding])
-        total = layer
+        """(ego, final) embeddings of all nodes, users first."""
+        ego = torch.cat([self.user_embedding, self.item_embedding])
+        layer, total = ego, ego
         for _ in range(self.config.n_layers):
             layer = spmm(self.adjacency, layer)
             total = total + layer
-        final = total / (self.config.n_layers + 1)
-        return final[: self.n_users], final[self.n_users :]
+        return ego, total / (self.config.n_layers + 1)
 
     def loss(self, users, pos, neg):
-        user_final, item_final = self.propagate()
-        u, p, n = user_final[users], item_final[pos], item_final[neg]
+        ego, final = self.propagate()
+        # One gather per table for the whole batch: each gather's backward fills a full-size gradient.
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        u, p, n = final[nodes].chunk(3)
         bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
-        reg = self.config.reg_weight * emb_loss(
-            self.user_embedding[users], self.item_embedding[pos], self.item_embedding[neg]
-        )
+        reg = self.config.reg_weight * emb_loss(*ego[nodes].chunk(3))
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
 
     def embeddings(self):
-        return self.propagate()
+        _, final = self.propagate()
+        return final[: self.n_users], final[self.n_users :]

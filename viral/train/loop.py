@@ -18,6 +18,7 @@ from tqdm import tqdm
 from viral.models.base import Recommender
 from viral.train.checkpoint import load_state, save_state
 from viral.train.config import TrainConfig
+from viral.train.cpu import keep_freed_memory_for_reuse
 from viral.train.data import TrainData
 from viral.train.evaluate import Evaluator
 from viral.train.metrics import VALID_METRIC
@@ -169,6 +170,8 @@ def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
     seed and data continues from it (a finished run returns at once).
     """
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        keep_freed_memory_for_reuse()
     model.to(device)
     # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
