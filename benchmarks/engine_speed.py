@@ -43,13 +43,12 @@ class CooLightGCN(LightGCN):
         self.coo = sparse_tensor(inputs.graphs["ui"])
 
     def propagate(self):
-        layer = torch.cat([self.user_embedding, self.item_embedding])
-        total = layer
+        ego = torch.cat([self.user_embedding, self.item_embedding])
+        layer, total = ego, ego
         for _ in range(self.config.n_layers):
             layer = torch.sparse.mm(self.coo, layer)
             total = total + layer
-        final = total / (self.config.n_layers + 1)
-        return final[: self.n_users], final[self.n_users :]
+        return ego, total / (self.config.n_layers + 1)
 
 
 def epoch_seconds(model, data: TrainData, epochs: int, fused: bool) -> float:
