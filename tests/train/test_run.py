@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import scipy.sparse as sp
+import pytest
 import yaml
 
 from viral.data.prepared import Prepared, empty_items, write_prepared
 from viral.graphs.user_item import normalized_adjacency
 from viral.params import parse_params
+from viral.stage import StageError
 from viral.train.metrics import metric_names
 from viral.train.run import resolved_model_config, run_train
 
@@ -71,3 +73,12 @@ def test_top_level_knobs_fill_same_named_model_fields():
     raw.update(model="bpr", fusion="concat")
     p = dataclasses.replace(parse_params(raw), models={"bpr": WithFusion()})
     assert resolved_model_config(p) == WithFusion(fusion="concat", reg_weight=0.1)
+
+
+def test_missing_inputs_are_one_line_stage_errors(tmp_path, tiny_data):
+    with pytest.raises(StageError, match="interactions.parquet: not found"):
+        run_train(params(), root=tmp_path)
+    write_dataset(tmp_path, tiny_data)
+    (tmp_path / "data/graphs/synthetic/ui.npz").unlink()
+    with pytest.raises(StageError, match=r"ui.npz: not found \(run the graphs stage first\)"):
+        run_train(params(), root=tmp_path)
