@@ -9,8 +9,8 @@ Runners:
   after each run; at the end the top-level knobs it set are put back in params.yaml (only those
   lines: other edits made meanwhile are kept).
 - direct: calls the library on the artifacts already in data/ (no DVC); only rows whose `visual`
-  equals params.yaml's (the one the artifacts were built with) can run, the others are reported as
-  skipped. Useful to check the script quickly (`--epochs 2`).
+  matches the one data/features/<dataset>/visual.parquet was encoded from can run (LightGCN reads no
+  features), the others are reported as skipped. Useful to check the script quickly (`--epochs 2`).
 Prints a markdown table and ends with one line of JSON.
 """
 from __future__ import annotations
@@ -101,11 +101,14 @@ def direct_runner(root: Path, epochs: int | None) -> Runner:
     from viral.train.loop import build_model, fit
     from viral.train.run import resolved_model_config
 
+    from viral.encode.store import read_metadata
+
     params = load_params(root / "params.yaml")
 
     def run(row: dict[str, str], seed: int) -> dict[str, float]:
-        if row["visual"] != params.visual:
-            raise LookupError(f"needs visual={row['visual']} features (artifacts: {params.visual}); use --runner dvc")
+        built = read_metadata(root / "data/features" / row["dataset"] / "visual.parquet").get("source")
+        if row["model"] != "lightgcn" and row["visual"] != built:
+            raise LookupError(f"needs visual={row['visual']} features (data/features has {built}); use --runner dvc")
         knobs = {key: (int(value) if key == "seed" else value) for key, value in row.items()}
         run_params = replace(params, **knobs, train=replace(params.train, epochs=epochs or params.train.epochs))
         cls = model_class(run_params.model)
