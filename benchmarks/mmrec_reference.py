@@ -6,7 +6,8 @@ report the chosen point's valid and test metrics, plus the test-chosen point for
     python benchmarks/mmrec_reference.py ../shared/data/baby [--models lightgcn] [--lightgcn-layers 3 4]
         [--lightgcn-reg 1e-2 1e-4] [--bpr-reg 1.0 0.1] [--threads 1] [--log benchmarks/out/mmrec_reference.jsonl]
 
-Each finished grid point is appended to --log; a rerun reuses finished points (resume after interruption).
+Each finished grid point is appended to --log; a rerun reuses finished points (resume after interruption,
+or grid parts run in parallel processes); --no-train only summarises what the log holds.
 Ends with one JSON line: per model the chosen point, its metrics.json record, epochs and seconds.
 """
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: summarise the grid points already in --log")
     parser.add_argument("--log", type=Path, default=Path("benchmarks/out/mmrec_reference.jsonl"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
@@ -111,6 +114,9 @@ def main() -> None:
         done = [r for r in runs if r["model"] == name and r["point"] == point and r["seed"] == args.seed]
         if done:
             print(f"{name} {point}: reused from {args.log}", flush=True)
+            continue
+        if args.no_train:
+            print(f"{name} {point}: not run (--no-train)", flush=True)
             continue
         run = run_point(data, name, point, train, args.seed, data.name)
         runs.append(run)

@@ -14,8 +14,8 @@ from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, spar
 @dataclass(frozen=True)
 class Config:
     embedding_dim: int = 64
-    n_layers: int = 2
-    reg_weight: float = 1e-4
+    n_layers: int = 3        # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
+    reg_weight: float = 1e-2
 
 
 class LightGCN(Recommender):
