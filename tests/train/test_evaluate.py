@@ -1,6 +1,7 @@
 """Full-ranking evaluation: hand-computed cases (masking, ties), a brute-force per-user reference, batch
 size independence, eval mode and no_grad."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,3 +116,21 @@ def test_embeddings_are_recomputed_in_eval_mode_without_grad(tiny_data):
 def test_every_user_with_train_and_held_out_items_is_evaluated(tiny_data):
     evaluator = Evaluator(tiny_data, torch.device("cpu"))
     assert len(evaluator.split_users["valid"]) == len(evaluator.split_users["test"]) == 60
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "../shared/data/baby").is_dir(),
+                    reason="../shared/data/baby is not available in this checkout")
+def test_real_baby_evaluation_matches_the_reference_on_a_user_sample():
+    from viral.train.data import load_mmrec_inputs
+
+    data = load_mmrec_inputs(Path(__file__).resolve().parents[2] / "../shared/data/baby")
+    sample = np.arange(0, data.inputs.n_users, 97)  # 201 users spread over the id range
+    keep = lambda pairs: pairs[np.isin(pairs[:, 0], sample)]  # noqa: E731
+    data.inputs.train_pairs = keep(data.inputs.train_pairs)
+    data.held_out = {split: keep(pairs) for split, pairs in data.held_out.items()}
+    scores = np.random.default_rng(5).standard_normal((data.inputs.n_users, data.inputs.n_items)).astype(np.float32)
+    result = evaluate(FixedScores(scores), data, batch_size=64)
+    for split in ("valid", "test"):
+        for name, value in naive_metrics(scores, data, split, 20).items():
+            assert result[split][name] == pytest.approx(value, abs=6e-5), (split, name)
