@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -161,3 +163,33 @@ def test_trains_on_cuda():
     out["loss"].backward()
     users, items = model.embeddings()
     assert users.is_cuda and items.is_cuda
+
+
+BABY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "baby"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (BABY / "baby.inter").is_file(), reason="real Baby data (../shared/data/baby) not present")
+def test_one_step_on_the_real_baby_graph():
+    from viral.data.mmrec import read_inter
+    from viral.graphs.item_item import item_item_graph
+    from viral.graphs.user_user import user_user_graph
+    from viral.train.data import from_interactions
+
+    frame = read_inter(BABY / "baby.inter")
+    n_users, n_items = int(frame.userID.max()) + 1, int(frame.itemID.max()) + 1
+    inputs = from_interactions(frame, n_users, n_items).inputs
+    rng = np.random.default_rng(0)
+    inputs.features = {name: rng.standard_normal((n_items, 384), dtype=np.float32) for name in ("text", "visual")}
+    inputs.graphs = {
+        "ui": normalized_adjacency(inputs.train_pairs, n_users, n_items),
+        "ii": item_item_graph(inputs.features, k=10),
+        "uu": user_user_graph(inputs.train_pairs, n_users, n_items, k=10),
+    }
+    model = _model(inputs, synergy_mode="scalable", fusion_width=64)
+    pairs = torch.from_numpy(inputs.train_pairs[:1024])
+    out = model.loss(pairs[:, 0], pairs[:, 1], torch.randint(0, n_items, (1024,)))
+    out["loss"].backward()
+    assert all(torch.isfinite(value) for value in out.values())
+    users, items = model.embeddings()
+    assert users.shape == (19445, 192) and items.shape == (7050, 192)
