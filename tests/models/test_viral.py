@@ -78,7 +78,7 @@ def test_gradients_reach_every_parameter(mode, fusion_width):
 
 
 def test_unique_visual_is_orthogonal_to_the_redundancy():
-    model = _model(tiny_inputs(visual_dim=16))
+    model = _model(tiny_inputs(visual_dim=16), fusion_width=0)  # features enter unprojected
     slots, views = model._slot_inputs()
     r = sum(views["redundancy"]) / 3
     dots = (slots["v"] * r).sum(-1)
@@ -193,3 +193,10 @@ def test_one_step_on_the_real_baby_graph():
     assert all(torch.isfinite(value) for value in out.values())
     users, items = model.embeddings()
     assert users.shape == (19445, 192) and items.shape == (7050, 192)
+
+
+def test_summary_records_the_synergy_choice():
+    inputs = tiny_inputs()
+    assert _model(inputs, synergy_mode="scalable").summary()["synergy_mode"] == "scalable"
+    assert _model(inputs, fusion="concat").summary() == {
+        "fusion": "concat", "synergy": False, "synergy_mode": "off", "redundancy": False, "fusion_width": 64}

@@ -59,6 +59,10 @@ class Recommender(nn.Module):
         """Training losses for one batch; key "loss" is the total to minimise, others are logged."""
         raise NotImplementedError
 
+    def summary(self) -> dict[str, str | int | float | bool]:
+        """Design choices worth recording beside the metrics (e.g. a scalable-vs-faithful option)."""
+        return {}
+
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users, d) and (n_items, d) embeddings; the engine calls it in eval mode under no_grad."""
         raise NotImplementedError

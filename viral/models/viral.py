@@ -38,7 +38,7 @@ class Config:
     synergy_mode: Literal["faithful", "scalable"] = "faithful"  # all items (O(N^2)) | each item's ii neighbours
     redundancy: bool = True  # code (master): false
     normalize_unique: bool = False  # code (redu2): true, v' L2-normalised before its GCN
-    fusion_width: int = 0  # width of the CSE/TBR blocks; 0 = the text feature width (384, as the code)
+    fusion_width: int = 64  # CSE/TBR width: unstated in the paper (model-spec A3: 64); code: 0 = text width 384
     attention_heads: int = 1
     ffn_mult: int = 4
     nce_temperature: float = 0.1  # unstated in the paper; code: 0.1
@@ -82,7 +82,7 @@ class VIRAL(Recommender):
             self.register_buffer(f"{name}_t", sparse_csr(inputs.graphs[name].T), persistent=False)
         viral = config.fusion == "viral"
         attends = viral and (config.synergy or config.redundancy)
-        # The attention blocks need one width (`fusion_width`, default the text width, as the authors):
+        # The attention blocks need one width (`fusion_width`; 0 = the text width, as the authors' code):
         # a modality of another width (e.g. the 4096-d CNN feature) is projected to it first.
         width = config.fusion_width or text.shape[1]
         self.text_proj = nn.Linear(text.shape[1], width) if attends and text.shape[1] != width else None
@@ -144,6 +144,12 @@ class VIRAL(Recommender):
         z_u = homogeneous(self.uu, self.uu_t, user_f, cfg.n_uu_layers, cfg.homo_combine)
         z_i = homogeneous(self.ii, self.ii_t, item_f, cfg.n_ii_layers, cfg.homo_combine)
         return z_u, z_i, views
+
+    def summary(self) -> dict[str, str | int | float | bool]:
+        config = self.config
+        return {"fusion": config.fusion, "synergy": self.synergy is not None,
+                "synergy_mode": config.synergy_mode if self.synergy is not None else "off",
+                "redundancy": self.redundancy is not None, "fusion_width": config.fusion_width}
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         z_u, z_i, views = self._forward()

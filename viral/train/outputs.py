@@ -12,11 +12,14 @@ from viral.train.loop import FitResult
 CURVE_COLUMNS = ("epoch", "loss", "valid_recall@20", "valid_ndcg@20")
 
 
-def metrics_record(result: FitResult, model: str, dataset: str) -> dict[str, Any]:
-    """The metrics.json record: test and valid at the best-valid epoch, lower-case `name@k` keys."""
+def metrics_record(result: FitResult, model: str, dataset: str,
+                   labels: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metrics.json record: test and valid at the best-valid epoch, lower-case `name@k` keys.
+    `labels` (seed, visual, the model's own design choices) are kept flat beside the fixed keys."""
     return {
         "model": model,
         "dataset": dataset,
+        **(labels or {}),
         "best_epoch": result.best_epoch,
         "epochs": result.epochs,
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
@@ -59,11 +62,11 @@ def plot_curves(path: str | Path, history: list[dict[str, Any]], title: str) -> 
 
 
 def write_outputs(result: FitResult, results_dir: str | Path, report_path: str | Path, model: str,
-                  dataset: str, report: dict[str, Any]) -> dict[str, Any]:
+                  dataset: str, report: dict[str, Any], labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """metrics.json and plots/curves.{csv,png} under `results_dir`, and the run report (metrics,
     `report`, per-epoch history) at `report_path`; returns the metrics record."""
     results_dir = Path(results_dir)
-    record = metrics_record(result, model, dataset)
+    record = metrics_record(result, model, dataset, labels)
     write_curves(results_dir / "plots" / "curves.csv", result.history)
     plot_curves(results_dir / "plots" / "curves.png", result.history, f"{model} on {dataset}")
     write_json(results_dir / "metrics.json", record)
