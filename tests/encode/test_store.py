@@ -114,3 +114,11 @@ def test_reader_allocates_the_matrix_once(tmp_path):
     tracemalloc.stop()
     # numpy allocations only (Arrow's own buffers are not traced): one (n, d) matrix plus small id arrays.
     assert peak < 1.25 * matrix.nbytes
+
+
+def test_reader_rejects_features_of_another_catalog(tmp_path):
+    path = tmp_path / "text.parquet"
+    write_features(path, np.arange(3), np.ones((3, 4), np.float32), {"model": "m", "normalize": False, "source": "s"})
+    assert read_features(path, 3)[0].shape == (3, 4)
+    with pytest.raises(FeatureStoreError, match=r"3 item rows, but the prepared data has 5 items"):
+        read_features(path, 5)

@@ -105,8 +105,10 @@ def _decode_metadata(raw: dict[bytes, bytes] | None, where: str) -> dict[str, An
     return decoded
 
 
-def read_features(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+def read_features(path: str | Path, n_items: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Load a feature file as a writable float32 (n_items, d) matrix in itemID order, plus its metadata.
+
+    With `n_items`, a file with another number of item rows is an error (features from another dataset).
 
     The metadata dict carries the writer's keys and `imputed` (bool array, itemID order). Arrow's buffers
     are the only other copy: each record batch is scattered straight into the result.
@@ -129,6 +131,8 @@ def read_features(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise FeatureStoreError(f"{where}: column(s) {', '.join(nulls)} hold nulls")
     ids = table.column("itemID").to_numpy().astype(np.int64, copy=False)
     _check_contiguous(ids, where)
+    if n_items is not None and len(ids) != n_items:
+        raise FeatureStoreError(f"{where}: {len(ids)} item rows, but the prepared data has {n_items} items")
 
     dim = emb_type.list_size
     matrix = np.empty((len(ids), dim), dtype=np.float32)

@@ -75,12 +75,9 @@ def read_modalities(features_dir: str | Path, n_items: int) -> dict[str, np.ndar
     features = {}
     for name, path in modality_paths(features_dir).items():
         try:
-            matrix, _ = read_features(path)
+            features[name], _ = read_features(path, n_items)
         except FeatureStoreError as err:
             raise StageError(str(err)) from None
-        if matrix.shape[0] != n_items:
-            raise StageError(f"{path}: {matrix.shape[0]} item rows, but the interactions have {n_items} items")
-        features[name] = matrix
     return features
 
 

@@ -95,12 +95,9 @@ def _read_feature(path: Path, n_items: int) -> np.ndarray:
     from viral.encode.store import FeatureStoreError, read_features
 
     try:
-        matrix, _ = read_features(path)
+        return read_features(path, n_items)[0]
     except FeatureStoreError as err:
         raise StageError(str(err)) from None
-    if matrix.shape[0] != n_items:
-        raise StageError(f"{path}: {matrix.shape[0]} rows, but the prepared data has {n_items} items")
-    return matrix
 
 
 def _read_graph(path: Path) -> sp.csr_matrix:
