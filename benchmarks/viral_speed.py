@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="the paper's 1024 (authors' code: 2048)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=999)
-    parser.add_argument("--fusion-width", type=int, default=0, help="models.viral.fusion_width (0: 384, as the code)")
+    parser.add_argument("--fusion-width", type=int, default=64,
+                        help="models.viral.fusion_width (default 64, as params.yaml; 0: 384, as the code)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
