@@ -68,6 +68,13 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
 
+def rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`table[index]` with a deterministic backward: advanced indexing accumulates gradients with
+    index_put_, whose multi-threaded CPU kernel sums duplicate rows in a varying order (runs then differ
+    in the last bits); the embedding kernel does not, so CPU runs stay bit-for-bit repeatable."""
+    return torch.nn.functional.embedding(index, table)
+
+
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
     """MMRec's BPRLoss: mean of -log sigmoid(pos - neg). logsigmoid is the stable form of MMRec's
     -log(1e-10 + sigmoid(.)); the two differ only where sigmoid(.) < 1e-8."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, rows
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class BPR(Recommender):
         nn.init.xavier_normal_(self.item_embedding)
 
     def loss(self, users, pos, neg):
-        u = self.user_embedding[users]
-        p, n = self.item_embedding[torch.cat([pos, neg])].chunk(2)  # one gather: one full-size gradient
+        u = rows(self.user_embedding, users)
+        p, n = rows(self.item_embedding, torch.cat([pos, neg])).chunk(2)  # one gather: one full-size gradient
         bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         reg = self.config.reg_weight * emb_loss(u, p, n)
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, sparse_csr, spmm
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, rows, sparse_csr, spmm
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ class LightGCN(Recommender):
         ego, final = self.propagate()
         # One gather per table for the whole batch: each gather's backward fills a full-size gradient.
         nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
-        u, p, n = final[nodes].chunk(3)
+        u, p, n = rows(final, nodes).chunk(3)
         bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
-        reg = self.config.reg_weight * emb_loss(*ego[nodes].chunk(3))
+        reg = self.config.reg_weight * emb_loss(*rows(ego, nodes).chunk(3))
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
 
     def embeddings(self):

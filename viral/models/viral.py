@@ -16,7 +16,7 @@ from torch import nn
 
 from viral.config import ConfigError
 from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
-from viral.models.base import ModelInputs, Recommender, bpr_loss, sparse_csr
+from viral.models.base import ModelInputs, Recommender, bpr_loss, rows, sparse_csr
 from viral.models.layers import HomoCombine, ModalityGCN, homogeneous
 from viral.models.losses import info_nce
 
@@ -153,9 +153,10 @@ class VIRAL(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         z_u, z_i, views = self._forward()
-        u = z_u[users]
-        bpr = bpr_loss((u * z_i[pos]).sum(-1), (u * z_i[neg]).sum(-1))
-        reg = sum(self.gcns[slot].preference[users].pow(2).mean() for slot in self.slots)
+        u = rows(z_u, users)
+        p, n = rows(z_i, torch.cat([pos, neg])).chunk(2)
+        bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+        reg = sum(rows(self.gcns[slot].preference, users).pow(2).mean() for slot in self.slots)
         if self.user_weights is not None:
             reg = reg + self.user_weights.pow(2).mean()
         reg = self.config.reg_weight * reg
@@ -178,9 +179,9 @@ class VIRAL(Recommender):
         """
         tau = self.config.nce_temperature
         if pos.is_cuda:
-            return info_nce(a[pos], b[pos], tau, ids=pos)
+            return info_nce(rows(a, pos), rows(b, pos), tau, ids=pos)
         items = pos.unique()
-        return info_nce(a[items], b[items], tau)
+        return info_nce(rows(a, items), rows(b, items), tau)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         z_u, z_i, _ = self._forward()
