@@ -12,6 +12,8 @@ from viral.train.config import TrainConfig
 from viral.train.evaluate import evaluate
 from viral.train.loop import _Run, build_model, fit
 
+from .conftest import random_data
+
 CONFIG = TrainConfig(epochs=6, batch_size=64, lr=0.01, patience=50, device="cpu", checkpoint=False)
 
 
@@ -88,6 +90,18 @@ def test_more_epochs_continue_a_finished_run_and_other_settings_start_afresh(tin
     fresh = fit(build_model(BPR, tiny_data, BPR.Config(), 2), tiny_data, other_lr, 2, checkpoint=path, progress=False)
     assert [r["epoch"] for r in fresh.history] == list(range(1, 7))
     assert without_timing(fresh.history) != without_timing(straight.history)
+
+
+def test_a_finished_run_on_other_inputs_is_not_resumed(tmp_path):
+    """Same model, config, seed and train pairs but another graph (e.g. another `visual` upstream):
+    the old checkpoint must not stand in for the new run."""
+    path = tmp_path / "state.pt"
+    first, second = random_data(), random_data()
+    second.inputs.graphs["ui"] = second.inputs.graphs["ui"] * 0.5
+    fit(build_model(LightGCN, first, LightGCN.Config(), 2), first, CONFIG, 2, checkpoint=path, progress=False)
+    rerun = fit(build_model(LightGCN, second, LightGCN.Config(), 2), second, CONFIG, 2, checkpoint=path, progress=False)
+    straight = fit(build_model(LightGCN, second, LightGCN.Config(), 2), second, CONFIG, 2, progress=False)
+    assert without_timing(rerun.history) == without_timing(straight.history)
 
 
 def test_model_holds_the_best_valid_weights_after_fit(tiny_data):

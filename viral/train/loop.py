@@ -66,16 +66,42 @@ def build_model(model_class: type[Recommender], data: TrainData, config, seed: i
     return model_class(data.inputs, config)
 
 
+def _crc(*arrays: np.ndarray) -> int:
+    checksum = 0
+    for array in arrays:
+        checksum = zlib.crc32(np.ascontiguousarray(array).tobytes(), checksum)
+    return checksum
+
+
+def _graph_crc(graph) -> int:
+    csr = graph.tocsr()
+    return _crc(csr.indptr, csr.indices, csr.data)
+
+
+def _source_crc() -> int:
+    """Checksum of the engine and model sources (the train stage's code deps): a checkpoint written by
+    other code is not resumed, so a fixed bug never hides behind a finished old run."""
+    checksum = 0
+    for package in ("models", "train"):
+        for path in sorted((Path(__file__).resolve().parents[1] / package).glob("*.py")):
+            checksum = zlib.crc32(path.read_bytes(), checksum)
+    return checksum
+
+
 def fingerprint(model: Recommender, data: TrainData, config: TrainConfig, seed: int) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed: model, its config, engine knobs, seed, data."""
+    """What must match for a checkpoint to be resumed: code, model, its config, engine knobs, seed, and
+    every input (train pairs, features, graphs), so another `visual` or graph never reuses a run."""
     engine = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_KNOBS}
-    pairs = data.inputs.train_pairs
+    inputs = data.inputs
     return {
+        "code": _source_crc(),
         "model": type(model).__name__,
         "config": dataclasses.asdict(model.config),
         "train": engine,
         "seed": seed,
-        "data": [data.inputs.n_users, data.inputs.n_items, len(pairs), zlib.crc32(np.ascontiguousarray(pairs).tobytes())],
+        "data": [inputs.n_users, inputs.n_items, len(inputs.train_pairs), _crc(inputs.train_pairs)],
+        "features": {name: _crc(matrix) for name, matrix in sorted(inputs.features.items())},
+        "graphs": {name: _graph_crc(graph) for name, graph in sorted(inputs.graphs.items())},
     }
 
 
