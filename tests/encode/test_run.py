@@ -92,6 +92,16 @@ def test_rerun_keeps_finished_outputs(root, shared_model, monkeypatch):
     assert (root / "data/features/synthetic/text.parquet").stat().st_mtime_ns == before
 
 
+def test_reencoding_the_same_inputs_writes_identical_bytes(root, shared_model):
+    out = root / "data/features/synthetic"
+    encode_run.run_encode(_params(visual="vlm_title"), root)
+    first = {name: (out / name).read_bytes() for name in ("text.parquet", "visual.parquet")}
+    for name in first:
+        (out / name).unlink()
+    encode_run.run_encode(_params(visual="vlm_title"), root)
+    assert {name: (out / name).read_bytes() for name in first} == first
+
+
 def test_original_reads_cnn_features_of_dataset_items(root, shared_model):
     rows = np.arange(3 * FEATURE_DIM, dtype=np.float32).reshape(3, FEATURE_DIM)
     raw = root / "data/raw/synthetic"

@@ -50,6 +50,12 @@ def texts_fingerprint(item_ids: Sequence[int], texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _content_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """The stats stored in the file: timings go to report.json only, so re-encoding the same inputs
+    writes byte-identical features and DVC does not re-run the stages downstream."""
+    return {key: value for key, value in stats.items() if key not in ("seconds", "texts_per_s")}
+
+
 def _reusable(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
     """The stats of an existing output computed from exactly `expected`, else None."""
     if not path.is_file():
@@ -98,7 +104,7 @@ def encode_output(path: Path, n_items: int, item_ids: list[int], texts: list[str
     matrix, imputed = fill_with_mean(n_items, ids, encoded.matrix, encoder.config.normalize, source)
     stats = {**encoded.stats(), "imputed": int(imputed.sum()), "dim": int(matrix.shape[1])}
     write_features(path, range(n_items), matrix,
-                   {**expected, "max_seq_length": encoder.model.max_seq_length, "stats": stats},
+                   {**expected, "max_seq_length": encoder.model.max_seq_length, "stats": _content_stats(stats)},
                    imputed=imputed)
     return stats
 
