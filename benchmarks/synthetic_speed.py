@@ -86,7 +86,7 @@ def main() -> None:
         "read_meta_wanted_seconds": round(subset_s, 3),
         "read_meta_speedup_vs_all": round(full_s / subset_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_memory_source": "resource.getrusage ru_maxrss",
+        "peak_memory_method": "resource.getrusage ru_maxrss (whole process)",
     }
     print(json.dumps(figures))
 

@@ -61,14 +61,13 @@ def _convert(tp, value, where: str):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _convert(option, value, where)
-            except ConfigError as err:
-                errors.append(err)
+            except ConfigError:
+                continue  # try the next alternative; the message below names them all
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):

@@ -101,6 +101,8 @@ def _read_feature(path: Path, n_items: int) -> np.ndarray:
 
 
 def _read_graph(path: Path) -> sp.csr_matrix:
+    from viral.graphs.store import load_graph
+
     if not path.is_file():
         raise StageError(f"{path}: not found (run the graphs stage first)")
-    return sp.load_npz(path).tocsr()
+    return load_graph(path)
