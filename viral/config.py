@@ -7,6 +7,7 @@ recursively, so a typo in params.yaml fails before any work starts with a messag
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from pathlib import Path
@@ -29,6 +30,39 @@ def choices(names, default=dataclasses.MISSING, *, default_factory=dataclasses.M
     return dataclasses.field(**kwargs)
 
 
+_COMPARISONS = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le),
+                "lt": ("<", operator.lt)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed interval of a numeric field; None = unbounded on that side. `build` checks it."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def limits(self) -> list[tuple[str, float]]:
+        return [(name, getattr(self, name)) for name in _COMPARISONS if getattr(self, name) is not None]
+
+    def contains(self, value) -> bool:
+        return all(_COMPARISONS[name][1](value, limit) for name, limit in self.limits())
+
+    def describe(self) -> str:
+        return " and ".join(f"{_COMPARISONS[name][0]} {limit:g}" for name, limit in self.limits())
+
+
+def bounded(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None):
+    """A numeric field whose value must lie in the given interval (checked by `build`, one-line error).
+
+    A None value (where the type allows it, e.g. "use the model's own value") is not range-checked."""
+    kwargs: dict[str, Any] = {"metadata": {"range": Range(ge=ge, gt=gt, le=le, lt=lt)}}
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    return dataclasses.field(**kwargs)
+
+
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -46,12 +80,12 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(tp, value, where: str):
+def _convert(tp, value, where: str, base=None):
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where)
+        return build(tp, value, where, base if isinstance(base, tp) else None)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -99,8 +133,20 @@ def _convert(tp, value, where: str):
     raise TypeError(f"{where}: unsupported config type {tp!r}")
 
 
-def build(cls, raw, where: str = ""):
-    """Instantiate dataclass `cls` from mapping `raw`; `where` is the dotted key path used in errors."""
+def field_default(f: dataclasses.Field):
+    """The default value of a dataclass field (calling its factory), or MISSING."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def build(cls, raw, where: str = "", base=None):
+    """Instantiate dataclass `cls` from mapping `raw`; `where` is the dotted key path used in errors.
+
+    Keys absent from `raw` keep their value in `base` (an instance of `cls`) when given, else the field
+    default; a nested section therefore overrides only the keys it lists, on top of the default
+    instance of that field (e.g. a model's own training point).
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -114,11 +160,16 @@ def build(cls, raw, where: str = ""):
     values = {}
     for name, f in known.items():
         key_where = f"{where}.{name}" if where else name
+        default = getattr(base, name) if base is not None else field_default(f)
         if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if default is dataclasses.MISSING:
                 raise ConfigError(f"{key_where}: missing required key")
+            values[name] = default
             continue
-        value = _convert(hints[name], raw[name], key_where)
+        value = _convert(hints[name], raw[name], key_where, default)
+        bounds = f.metadata.get("range")
+        if bounds is not None and value is not None and not bounds.contains(value):
+            raise ConfigError(f"{key_where}: expected {bounds.describe()}, got {value!r}")
         allowed = f.metadata.get("choices")
         if allowed is not None:
             allowed = sorted(allowed() if callable(allowed) else allowed)

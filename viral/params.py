@@ -24,7 +24,8 @@ class Params:
     model: str = choices(lambda: MODELS, "viral")
     fusion: str = choices(FUSIONS, "viral")
     visual: str = choices(VISUALS, "vlm_title")
-    seed: int = 999
+    seed: int = 999       # model initialisation, shuffling and negative sampling (train)
+    data_seed: int = 999  # the data: synthetic generation, the per-user split, sampled captions and graphs
     download: DownloadConfig = field(default_factory=DownloadConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)

@@ -25,7 +25,7 @@ def run_stage(name: str, body: Callable[[Params], None], params_path: str = "par
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     start = time.perf_counter()
-    log.info("stage %s: dataset=%s model=%s seed=%s", name, params.dataset, params.model, params.seed)
+    log.info("stage %s: dataset=%s data_seed=%s", name, params.dataset, params.data_seed)
     try:
         body(params)
     except (StageError, ConfigError) as err:

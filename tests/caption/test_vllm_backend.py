@@ -64,12 +64,12 @@ def requests(n: int) -> list[CaptionRequest]:
 def test_engine_sampling_and_prompts(tiny_params):
     params = tiny_params(backend="vllm", max_pixels=50176, tensor_parallel_size=2, gpu_memory_utilization=0.8)
     holder: list = []
-    captioner = VllmCaptioner(params.caption, sampling_from(params.caption, params.seed), fake_factory(holder))
+    captioner = VllmCaptioner(params.caption, sampling_from(params.caption, params.data_seed), fake_factory(holder))
     results = captioner.generate(requests(3))
     (llm,) = holder
     assert llm.engine == dict(
         model=params.caption.model, tensor_parallel_size=2, gpu_memory_utilization=0.8, max_model_len=4096,
-        limit_mm_per_prompt={"image": 1, "video": 0}, mm_processor_kwargs={"max_pixels": 50176}, seed=params.seed,
+        limit_mm_per_prompt={"image": 1, "video": 0}, mm_processor_kwargs={"max_pixels": 50176}, seed=params.data_seed,
     )  # fmt: skip
     assert llm.sampling == dict(max_tokens=6, temperature=0.0, repetition_penalty=1.05)  # greedy: no seed
     (prompts,) = llm.calls

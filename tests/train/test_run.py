@@ -47,7 +47,7 @@ def test_train_stage_writes_metrics_curves_plot_and_model(tmp_path, tiny_data):
     record = run_train(params(), root=tmp_path)
     metrics = json.loads((tmp_path / "results/metrics.json").read_text())
     assert metrics == record
-    assert set(metrics) == {"model", "dataset", "seed", "visual", "best_epoch", "epochs", "seconds_per_epoch",
+    assert set(metrics) == {"model", "dataset", "seed", "data_seed", "visual", "best_epoch", "epochs", "seconds_per_epoch",
                             "seconds_per_eval", "params", "valid", "test"}
     assert (metrics["seed"], metrics["visual"]) == (999, "vlm_title")
     assert (metrics["model"], metrics["dataset"], metrics["epochs"]) == ("lightgcn", "synthetic", 4)

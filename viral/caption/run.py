@@ -129,7 +129,7 @@ def caption_with_model(
     config = params.caption
     template = template_for(load_templates(config.prompt_file), prompt, config.prompt_file)
     prompt_hash = text_hash(template)
-    sampling = sampling_from(config, params.seed)
+    sampling = sampling_from(config, params.data_seed)
     try:
         images = load_images(Path("data/images") / params.dataset)
     except FileNotFoundError as err:
@@ -161,7 +161,7 @@ def caption_with_model(
         "caption %s: %d items, %d with images, %d cached, %d generations to run",
         prompt, len(items), len(jobs), from_cache, len(todo),
     )  # fmt: skip
-    generated, seconds = _caption_todo(config, params.seed, todo, images, prompt_hash, cache, make)
+    generated, seconds = _caption_todo(config, params.data_seed, todo, images, prompt_hash, cache, make)
     cached.update(generated)
     cache.compact()
 

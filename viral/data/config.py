@@ -10,7 +10,7 @@ from viral.config import ConfigError
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and difficulty of the generated Amazon-format dataset (the seed is the top-level `seed`)."""
+    """Size and difficulty of the generated Amazon-format dataset (the seed is the top-level `data_seed`)."""
 
     n_users: int = 1500
     n_items: int = 500

@@ -87,7 +87,7 @@ def generate_dataset(raw_dir: Path, config: DownloadConfig, seed: int) -> dict:
 def run_download(params: Params) -> None:
     raw_dir = Path("data/raw") / params.dataset
     if params.dataset == "synthetic":
-        manifest = generate_dataset(raw_dir, params.download, params.seed)
+        manifest = generate_dataset(raw_dir, params.download, params.data_seed)
     else:
         cat = amazon.category(params.dataset)
         manifest = download_dataset(raw_dir, cat, params.download)

@@ -205,7 +205,7 @@ def run_prepare(params: Params) -> None:
     else:
         if not reviews_path.is_file():
             raise StageError(f"{reviews_path}: not found (run the download stage first)")
-        prepared, stats = prepare_from_raw(reviews_path, meta_path, config, params.seed)
+        prepared, stats = prepare_from_raw(reviews_path, meta_path, config, params.data_seed)
     stats["dataset"] = params.dataset
     stats["seconds"] = round(time.perf_counter() - start, 3)
     write_prepared(Path("data/prepared") / params.dataset, prepared, stats)

@@ -16,7 +16,7 @@ class GraphsConfig:
     ii_self_loop: bool = True
     uu_k: int = 10  # user-user neighbours per user
     uu_weight: Literal["softmax", "row_norm"] = "softmax"
-    uu_pad: Literal["none", "random"] = "none"  # random: DRAGON's padding of short lists, seeded by `seed`
+    uu_pad: Literal["none", "random"] = "none"  # random: DRAGON's padding of short lists, seeded by `data_seed`
     chunk_rows: int = 4096  # rows per block of similarities / co-interaction counts (bounds peak memory)
 
     def __post_init__(self) -> None:

@@ -166,4 +166,4 @@ def build_graphs(prepared_dir: str | Path, features_dir: str | Path, out_dir: st
 def run_graphs(params: Params) -> None:
     dataset = params.dataset
     build_graphs(Path("data/prepared") / dataset, Path("data/features") / dataset, Path("data/graphs") / dataset,
-                 params.graphs, params.seed)
+                 params.graphs, params.data_seed)

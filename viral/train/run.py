@@ -54,7 +54,7 @@ def run_train(params: Params, root: str | Path = ".") -> dict[str, Any]:
                     "state_dict": model.state_dict()}, tmp)
     report = {"seed": params.seed, "device": result.device, "stopped_early": result.stopped_early,
               "model_config": dataclasses.asdict(config), "train": dataclasses.asdict(params.train)}
-    labels = {"seed": params.seed, "visual": params.visual, **model.summary()}
+    labels = {"seed": params.seed, "data_seed": params.data_seed, "visual": params.visual, **model.summary()}
     record = write_outputs(result, root / "results", model_dir / "report.json", params.model, dataset, report,
                            labels)
     log.info("best epoch %d of %d: valid recall@20 %.4f, test recall@20 %.4f", record["best_epoch"],
