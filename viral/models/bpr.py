@@ -7,13 +7,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, rows
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, published, rows
+from viral.train.config import TrainingPoint
 
 
 @dataclass(frozen=True)
 class Config:
     embedding_dim: int = 64
     reg_weight: float = 0.1  # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
+    train: TrainingPoint = published(lr=1e-3, batch_size=2048)  # MMRec's defaults, verified on Baby
 
 
 class BPR(Recommender):

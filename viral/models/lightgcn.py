@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, rows, sparse_csr, spmm
+from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, published, rows, sparse_csr, spmm
+from viral.train.config import TrainingPoint
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Config:
     embedding_dim: int = 64
     n_layers: int = 3        # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
     reg_weight: float = 1e-2
+    train: TrainingPoint = published(lr=1e-3, batch_size=2048)  # MMRec's defaults, verified on Baby
 
 
 class LightGCN(Recommender):

@@ -16,7 +16,8 @@ from torch import nn
 
 from viral.config import ConfigError
 from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
-from viral.models.base import ModelInputs, Recommender, bpr_loss, rows, sparse_csr
+from viral.models.base import ModelInputs, Recommender, bpr_loss, published, rows, sparse_csr
+from viral.train.config import TrainingPoint
 from viral.models.layers import HomoCombine, ModalityGCN, homogeneous
 from viral.models.losses import info_nce
 
@@ -45,6 +46,7 @@ class Config:
     fusion_weight: float = 0.1  # lambda of eq. 17; code: 0.001
     reg_weight: float = 0.01  # unstated in the paper; code: 0.01
     slot_order: Literal["t_s_v", "v_s_t"] = "t_s_v"  # code (master): v_s_t
+    train: TrainingPoint = published(lr=1e-3, batch_size=1024)  # paper; code: lr 1e-4, batch 2048
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "feat_hidden_dim", "attention_heads", "ffn_mult"):
