@@ -46,6 +46,7 @@ class Config:
     fusion_weight: float = 0.1  # lambda of eq. 17; code: 0.001
     reg_weight: float = 0.01  # unstated in the paper; code: 0.01
     slot_order: Literal["t_s_v", "v_s_t"] = "t_s_v"  # code (master): v_s_t
+    ii_graph: Literal["viral", "dragon"] = "viral"  # item-item graph: eq. 3's ii_viral, or DRAGON's ii_dragon
     train: TrainingPoint = published(lr=1e-3, batch_size=1024)  # paper; code: lr 1e-4, batch 2048
 
     def __post_init__(self) -> None:
@@ -66,7 +67,11 @@ class Config:
 
 class VIRAL(Recommender):
     Config = Config
-    requires = frozenset({"text", "visual", "ui", "ii", "uu"})
+    requires = frozenset({"text", "visual", "ui", "ii_viral", "uu"})
+
+    @classmethod
+    def inputs_needed(cls, config: Config) -> frozenset[str]:
+        return cls.requires - {"ii_viral"} | {f"ii_{config.ii_graph}"}
 
     def __init__(self, inputs: ModelInputs, config: Config) -> None:
         super().__init__(inputs, config)
@@ -79,9 +84,10 @@ class VIRAL(Recommender):
         self.register_buffer("visual", visual, persistent=False)
         # Graphs are inputs rebuilt from the data, not learned weights: non-persistent buffers.
         self.register_buffer("ui", sparse_csr(inputs.graphs["ui"]), persistent=False)
-        for name in ("ii", "uu"):
-            self.register_buffer(name, sparse_csr(inputs.graphs[name]), persistent=False)
-            self.register_buffer(f"{name}_t", sparse_csr(inputs.graphs[name].T), persistent=False)
+        item_graph = inputs.graphs[f"ii_{config.ii_graph}"]
+        for name, graph in (("ii", item_graph), ("uu", inputs.graphs["uu"])):
+            self.register_buffer(name, sparse_csr(graph), persistent=False)
+            self.register_buffer(f"{name}_t", sparse_csr(graph.T), persistent=False)
         viral = config.fusion == "viral"
         attends = viral and (config.synergy or config.redundancy)
         # The attention blocks need one width (`fusion_width`; 0 = the text width, as the authors' code):
@@ -92,7 +98,7 @@ class VIRAL(Recommender):
         heads, ffn_mult = config.attention_heads, config.ffn_mult
         self.synergy = SynergyEstimator(width, heads, ffn_mult) if viral and config.synergy else None
         scalable = self.synergy is not None and config.synergy_mode == "scalable"
-        self.register_buffer("neighbours", neighbour_index(inputs.graphs["ii"]) if scalable else None, persistent=False)
+        self.register_buffer("neighbours", neighbour_index(item_graph) if scalable else None, persistent=False)
         self.redundancy = RedundancyEstimator(width, heads, ffn_mult) if viral and config.redundancy else None
         in_dims = {"t": width if attends else text.shape[1], "s": width, "v": width if attends else visual.shape[1]}
         order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
