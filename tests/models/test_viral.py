@@ -200,3 +200,12 @@ def test_summary_records_the_synergy_choice():
     assert _model(inputs, synergy_mode="scalable").summary()["synergy_mode"] == "scalable"
     assert _model(inputs, fusion="concat").summary() == {
         "fusion": "concat", "synergy": False, "synergy_mode": "off", "redundancy": False, "fusion_width": 64}
+
+
+def test_learned_user_weights_are_reported_per_slot():
+    inputs = tiny_inputs()
+    model = VIRAL(inputs, Config(fusion_width=8, feat_hidden_dim=8, embedding_dim=4))
+    weights = model.user_modality_weights()
+    assert list(weights) == ["text", "synergy", "visual"]
+    assert all(w.shape == (inputs.n_users,) for w in weights.values())
+    assert VIRAL(inputs, Config(fusion="concat", feat_hidden_dim=8, embedding_dim=4)).user_modality_weights() == {}

@@ -91,6 +91,11 @@ class Recommender(nn.Module):
         whose training point sets `negatives: false` (in-batch negatives)."""
         raise NotImplementedError
 
+    def user_modality_weights(self) -> dict[str, torch.Tensor]:
+        """The learned per-user weight of each modality slot, name -> (n_users,), for models that learn
+        them (VIRAL, DRAGON's attentive concatenation); empty otherwise."""
+        return {}
+
     def summary(self) -> dict[str, str | int | float | bool]:
         """Design choices worth recording beside the metrics (e.g. a scalable-vs-faithful option)."""
         return {}

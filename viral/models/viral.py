@@ -22,6 +22,7 @@ from viral.models.layers import HomoCombine, ModalityGCN, homogeneous
 from viral.models.losses import info_nce
 
 SLOT_ORDERS = {"t_s_v": ("t", "s", "v"), "v_s_t": ("v", "s", "t")}
+SLOT_NAMES = {"t": "text", "s": "synergy", "v": "visual"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,11 @@ class VIRAL(Recommender):
         z_u = homogeneous(self.uu, self.uu_t, user_f, cfg.n_uu_layers, cfg.homo_combine)
         z_i = homogeneous(self.ii, self.ii_t, item_f, cfg.n_ii_layers, cfg.homo_combine)
         return z_u, z_i, views
+
+    def user_modality_weights(self) -> dict[str, torch.Tensor]:
+        if self.user_weights is None:
+            return {}
+        return {SLOT_NAMES[slot]: self.user_weights[:, k].detach() for k, slot in enumerate(self.slots)}
 
     def summary(self) -> dict[str, str | int | float | bool]:
         config = self.config
