@@ -7,6 +7,8 @@ MODELS: dict[str, str] = {
     "bpr": "viral.models.bpr:BPR",
     "lightgcn": "viral.models.lightgcn:LightGCN",
     "viral": "viral.models.viral:VIRAL",
+    "dragon": "viral.models.dragon:DRAGON",
+    "freedom": "viral.models.freedom:FREEDOM",
 }
 
 

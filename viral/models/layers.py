@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from viral.graphs.topk import top_k_counts
+from viral.graphs.user_item import normalized_adjacency
+from viral.graphs.user_user import sample_user_graph
 from viral.models.base import spmm
 
 HomoCombine = Literal["last", "sum", "mean"]
@@ -61,3 +66,105 @@ class ModalityGCN(nn.Module):
         items = self.out(F.leaky_relu(self.hidden(item_features)))
         x = F.normalize(torch.cat([self.preference, items]), dim=1)
         return layer_sum(adj, x, n_layers)
+
+
+# --- DRAGON's fusion and user-graph blocks (also the backbone of MENTOR and COHESION), and FREEDOM's
+# degree-sensitive pruning.
+
+
+def modality_weights(n_users: int, n_slots: int) -> nn.Parameter:
+    """DRAGON's per-user modality weights: Xavier-normal (n_users, n_slots), softmaxed over the slots
+    once at initialisation, then trained freely (and L2-regularised by the model's loss)."""
+    weights = torch.empty(n_users, n_slots)
+    nn.init.xavier_normal_(weights)
+    return nn.Parameter(weights.softmax(dim=1))
+
+
+def weighted_concat(parts: list[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
+    """DRAGON's attentive concatenation: [w_0 x_0 || w_1 x_1 || ...] with one weight per row and slot
+    (`weights` (n, len(parts))); plain concatenation without weights (DRAGON's item side)."""
+    if weights is not None:
+        parts = [weights[:, k : k + 1] * part for k, part in enumerate(parts)]
+    return torch.cat(parts, dim=1)
+
+
+class SampledUserGraph(nn.Module):
+    """DRAGON's user-user graph, redrawn every epoch from the co-interaction lists (`uu_counts`): each
+    user's k best co-users, a shorter list padded to k slots by re-picking its own slots at random,
+    weights = softmax of the counts over the slots (`viral.graphs.user_user.sample_user_graph`).
+
+    The current draw is kept as persistent (n_users, k) buffers, row u = u's distinct neighbours and
+    their summed slot weights (padding: neighbour 0, weight 0), so a saved or best-epoch state carries
+    the user graph it was evaluated with; the sparse operator and its transpose are rebuilt on the
+    buffers' device after every draw and every `load_state_dict`.
+    """
+
+    def __init__(self, counts, k: int, rng: np.random.Generator) -> None:
+        super().__init__()
+        coo = counts.tocoo()
+        best = top_k_counts(coo.row.astype(np.int64), coo.col.astype(np.int64), np.rint(coo.data).astype(np.int64), k)
+        # The top-k of every list, once: each draw then sorts k entries per user instead of all of them.
+        self.lists = sp.csr_matrix((best.values.astype(np.float32), (best.rows, best.cols)), shape=counts.shape)
+        self.k = k
+        n_users = counts.shape[0]
+        self.register_buffer("neighbours", torch.zeros(n_users, k, dtype=torch.int64))
+        self.register_buffer("weights", torch.zeros(n_users, k))
+        self.register_buffer("adjacency", None, persistent=False)
+        self.register_buffer("adjacency_t", None, persistent=False)
+        self.register_load_state_dict_post_hook(SampledUserGraph._after_load)
+        self.resample(rng)
+
+    def resample(self, rng: np.random.Generator) -> None:
+        """Draw this epoch's graph (all randomness from `rng`)."""
+        graph = sample_user_graph(self.lists, self.k, rng)
+        rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+        slots = np.arange(graph.nnz) - graph.indptr[rows]
+        neighbours = np.zeros(tuple(self.neighbours.shape), dtype=np.int64)
+        weights = np.zeros(tuple(self.weights.shape), dtype=np.float32)
+        neighbours[rows, slots] = graph.indices
+        weights[rows, slots] = graph.data
+        self.neighbours.copy_(torch.from_numpy(neighbours))
+        self.weights.copy_(torch.from_numpy(weights))
+        self.rebuild()
+
+    @staticmethod
+    def _after_load(module: "SampledUserGraph", incompatible_keys) -> None:
+        module.rebuild()
+
+    def rebuild(self) -> None:
+        """The CSR operator of the current buffers (duplicate padding entries summed away)."""
+        n_users, k = self.neighbours.shape
+        users = torch.arange(n_users, device=self.neighbours.device).repeat_interleave(k)
+        neighbours, weights = self.neighbours.reshape(-1), self.weights.reshape(-1)
+        shape = (n_users, n_users)
+        for name, index in (("adjacency", (users, neighbours)), ("adjacency_t", (neighbours, users))):
+            coo = torch.sparse_coo_tensor(torch.stack(index), weights, shape, check_invariants=False).coalesce()
+            setattr(self, name, coo.to_sparse_csr())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """h_u = sum_j alpha_uj x_j over u's sampled neighbours (one layer, no residual)."""
+        return spmm(self.adjacency, x, self.adjacency_t)
+
+
+def weighted_sample_without_replacement(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of k distinct draws, each drawn with probability proportional to its weight among those
+    not yet drawn (torch.multinomial without replacement), as one vectorised step: the k smallest
+    exponential keys E_i / w_i (Efraimidis-Spirakis; equivalently the Gumbel-top-k trick). Sorted."""
+    if not 0 <= k <= len(weights):
+        raise ValueError(f"cannot draw {k} distinct items from {len(weights)}")
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = rng.standard_exponential(len(weights)) / weights
+    return np.sort(np.argpartition(keys, k - 1)[:k])
+
+
+def degree_sensitive_pruning(pairs: np.ndarray, n_users: int, n_items: int, keep: int,
+                             rng: np.random.Generator) -> sp.csr_matrix:
+    """FREEDOM's denoised user-item graph: `keep` of the (user, item) train edges drawn without
+    replacement with probability proportional to 1/sqrt(d_u d_i) (degrees of the full graph), then the
+    kept subgraph re-normalised symmetrically, 1/sqrt(d'_u d'_i). (n_users + n_items) square, users first."""
+    users, items = pairs[:, 0], pairs[:, 1]
+    degree_u = np.bincount(users, minlength=n_users).astype(np.float64)
+    degree_i = np.bincount(items, minlength=n_items).astype(np.float64)
+    kept = weighted_sample_without_replacement(1.0 / np.sqrt(degree_u[users] * degree_i[items]), keep, rng)
+    return normalized_adjacency(pairs[kept], n_users, n_items)
