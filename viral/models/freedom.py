@@ -13,7 +13,8 @@ Multimodal Recommendation") as MMRec trains it (model-spec §4.1):
 Differences from MMRec's code (README "Baselines"): the features are frozen as the paper describes
 (MMRec's code makes them trainable tables, so Adam fine-tunes them: `finetune_features: true`); the
 edge draw is one vectorised exponential-keys sample (exactly weighted sampling without replacement,
-as torch.multinomial) from the run's RNG; degrees carry no 1e-7 epsilon (no kept node has degree 0).
+as torch.multinomial) from the run's RNG; degrees carry no 1e-7 epsilon (no kept node has degree 0);
+the projections have no bias (u.b cancels in every BPR difference, so it never learns).
 """
 from __future__ import annotations
 
@@ -57,7 +58,11 @@ class FREEDOM(Recommender):
         self.item_embedding = nn.Parameter(torch.empty(inputs.n_items, dim))
         nn.init.xavier_uniform_(self.user_embedding)
         nn.init.xavier_uniform_(self.item_embedding)
-        self.projections = nn.ModuleDict({name: nn.Linear(getattr(self, name).shape[1], dim) for name in MODALITIES})
+        # MMRec's projections carry a bias, but u.b cancels in every BPR difference (its gradient is zero up
+        # to rounding): without it the loss is the same function of the parameters that learn.
+        self.projections = nn.ModuleDict({
+            name: nn.Linear(getattr(self, name).shape[1], dim, bias=False) for name in MODALITIES
+        })
         # With fine-tuning, feature + shift is the trainable table (the shift starts at zero, so Adam moves
         # it exactly as it moves MMRec's table); features are still read only through their buffers.
         self.feature_shift = nn.ParameterDict({
@@ -97,7 +102,7 @@ class FREEDOM(Recommender):
         return total[: self.n_users], total[self.n_users :] + h
 
     def projected(self, name: str, items: torch.Tensor) -> torch.Tensor:
-        """W_m x_m + b_m of modality `name` for the distinct rows `items` (MMRec projects every item)."""
+        """W_m x_m of modality `name` for the distinct rows `items` (MMRec projects every item)."""
         features = rows(getattr(self, name), items)
         if self.feature_shift is not None:
             features = features + rows(self.feature_shift[name], items)
