@@ -163,9 +163,9 @@ def test_read_train_counts_ids_over_all_splits(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("knn_k", 0, "graphs: knn_k: expected an int >= 1"),
-    ("chunk_rows", -5, "graphs: chunk_rows: expected an int >= 1"),
-    ("ii_image_weight", 1.5, "graphs: ii_image_weight: expected a float in [0, 1]"),
+    ("knn_k", 0, "graphs.knn_k: expected >= 1, got 0"),
+    ("chunk_rows", -5, "graphs.chunk_rows: expected >= 1, got -5"),
+    ("ii_image_weight", 1.5, "graphs.ii_image_weight: expected >= 0 and <= 1, got 1.5"),
     ("ii_norm", "l1", "graphs.ii_norm: got 'l1'"),
 ])
 def test_bad_graph_params_are_named(key, value, message):

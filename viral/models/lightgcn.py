@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from viral.config import bounded
 from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, rows, sparse_csr, spmm
 
 
 @dataclass(frozen=True)
 class Config:
-    embedding_dim: int = 64
-    n_layers: int = 3        # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
-    reg_weight: float = 1e-2
+    embedding_dim: int = bounded(64, ge=1)
+    n_layers: int = bounded(3, ge=0)  # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
+    reg_weight: float = bounded(1e-2, ge=0)
 
 
 class LightGCN(Recommender):
