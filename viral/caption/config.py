@@ -23,6 +23,8 @@ class CaptionConfig:
             "plain": "data/raw/{dataset}/descriptions_plain.csv",
         }
     )
+    # precomputed: share of the items that must get a description; below it a loud warning, none an error
+    min_coverage: float = bounded(0.9, ge=0, le=1)
     # Sampling (greedy when temperature is 0). Qwen2.5-VL's own generation_config uses 1.05; vLLM does
     # not inherit it, so it is explicit here and identical for both model backends.
     max_new_tokens: int = bounded(128, ge=1)

@@ -29,7 +29,7 @@ from viral.caption.backend import (
 from viral.caption.cache import CaptionCache, caption_key
 from viral.caption.config import CaptionConfig
 from viral.caption.output import empty_row, output_table
-from viral.caption.precomputed import read_descriptions
+from viral.caption.precomputed import check_coverage, read_descriptions
 from viral.caption.prompts import load_templates, render, template_for, text_hash
 from viral.data.images import load_images
 from viral.io import write_parquet
@@ -105,9 +105,7 @@ def import_precomputed(
             row["description"] = text
             matched.add(key)
         rows.append(row)
-    if descriptions.text and not matched:
-        count = f"{len(descriptions.text)} {descriptions.key}s"
-        raise StageError(f"{path}: none of its {count} match an item of dataset {dataset}")
+    check_coverage(path, descriptions, len(matched), len(items), dataset, config.min_coverage)
     report = dict(
         items=len(items),
         captioned=len(matched),
