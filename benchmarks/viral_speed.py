@@ -55,7 +55,7 @@ def load_data(folder: Path, seed: int) -> TrainData:
         inputs.features[name] = rng.standard_normal((n_items, FEATURE_DIM), dtype=np.float32)
     start = time.perf_counter()
     inputs.graphs["ui"] = normalized_adjacency(inputs.train_pairs, n_users, n_items)
-    inputs.graphs["ii"] = item_item_graph(inputs.features, k=10)
+    inputs.graphs["ii_viral"] = item_item_graph(inputs.features, k=10)
     inputs.graphs["uu"] = user_user_graph(inputs.train_pairs, n_users, n_items, k=10)
     print(f"{folder.name}: {n_users} users, {n_items} items, {len(inputs.train_pairs)} train pairs; "
           f"graphs built in {time.perf_counter() - start:.1f} s", flush=True)

@@ -210,7 +210,7 @@ def build(cls, raw, where: str = "", base=None):
         if bounds is not None and value is not None and not bounds.contains(value):
             raise ConfigError(f"{key_where}: expected {bounds.describe()}, got {value!r}")
         allowed = f.metadata.get("choices")
-        if allowed is not None:
+        if allowed is not None and value is not None:
             allowed = sorted(allowed() if callable(allowed) else allowed)
             for item in value if isinstance(value, list) else [value]:
                 if item not in allowed:

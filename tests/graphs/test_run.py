@@ -1,4 +1,5 @@
 """The graphs stage end to end on small prepared/encoded folders written here."""
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from viral.graphs.item_item import item_item_graph
 from viral.graphs.run import build_graphs, read_train
 from viral.graphs.store import load_graph
 from viral.graphs.user_item import normalized_adjacency
-from viral.graphs.user_user import user_user_graph
+from viral.graphs.user_user import co_interaction_lists, user_user_graph
 from viral.params import parse_params
 from viral.stage import StageError
 
@@ -59,7 +60,11 @@ def dataset(tmp_path):
 
 
 def run(root: Path, config: GraphsConfig = CONFIG, seed: int = 5):
-    return build_graphs(root / "prepared", root / "features", root / "graphs", config, seed, progress=False)
+    return build_graphs(root / "prepared", root / "features", root / "graphs", config, seed, progress=False)[0]
+
+
+def directory_digest(folder: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
 
 
 def test_graphs_equal_the_library_functions_on_train_pairs(dataset):
@@ -69,14 +74,20 @@ def test_graphs_equal_the_library_functions_on_train_pairs(dataset):
     expected = {
         "ui": normalized_adjacency(train, N_USERS, N_ITEMS),
         "uu": user_user_graph(train, N_USERS, N_ITEMS, k=3),
-        "ii": item_item_graph(features, k=4),
+        "uu_counts": co_interaction_lists(train, N_USERS, N_ITEMS, k=200),
+        "ii_viral": item_item_graph(features, k=4),
+        "ii_dragon": item_item_graph(features, k=4, method="dragon_weighted", image_weight=0.1, norm="none"),
+        "ii_lattice_text": item_item_graph({"text": features["text"]}, k=4),
+        "ii_lattice_visual": item_item_graph({"visual": features["visual"]}, k=4),
     }
+    assert {path.stem for path in (root / "graphs").glob("*.npz")} == set(expected)
     for name, matrix in expected.items():
         saved = load_graph(root / "graphs" / f"{name}.npz")
         assert saved.shape == matrix.shape
         np.testing.assert_allclose(saved.toarray(), matrix.toarray(), atol=1e-6)
         stats = json.loads((root / "graphs" / f"{name}.json").read_text())
-        assert stats["nnz"] == matrix.nnz and stats["shape"] == list(matrix.shape) and stats["seconds"] >= 0
+        assert stats["nnz"] == matrix.nnz and stats["shape"] == list(matrix.shape)
+        assert not {"seconds", "items_per_s", "users_per_s", "edges_per_s"} & set(stats), "timings in an output"
 
 
 def test_no_graph_includes_a_valid_or_test_interaction(dataset):
@@ -107,9 +118,10 @@ def test_rerun_keeps_up_to_date_graphs_and_rebuilds_changed_ones(dataset):
     run(root)
     assert all((root / "graphs" / f"{name}.npz").stat().st_mtime_ns == mtimes[name] for name in first)
     changed = run(root, GraphsConfig(knn_k=2, uu_k=3, chunk_rows=7))
-    assert changed["ii"]["params"]["knn_k"] == 2 and changed["ii"]["fingerprint"] != first["ii"]["fingerprint"]
+    assert changed["ii_viral"]["params"]["knn_k"] == 2
+    assert changed["ii_viral"]["fingerprint"] != first["ii_viral"]["fingerprint"]
     assert (root / "graphs" / "uu.npz").stat().st_mtime_ns == mtimes["uu"]
-    assert load_graph(root / "graphs" / "ii.npz").nnz == 2 * N_ITEMS
+    assert load_graph(root / "graphs" / "ii_viral.npz").nnz == 2 * N_ITEMS
     assert not [p for p in (root / "graphs").iterdir() if p.name.startswith(".")], "temporary files left"
 
 
@@ -123,11 +135,40 @@ def test_random_padding_is_seeded_by_the_top_level_seed(dataset):
 
 def test_one_modality_is_enough(dataset):
     root, _, features = dataset
+    run(root)
     (root / "features" / "visual.parquet").unlink()
     stats = run(root)
-    assert stats["ii"]["params"]["modalities"] == ["text"]
-    np.testing.assert_allclose(load_graph(root / "graphs" / "ii.npz").toarray(),
+    assert stats["ii_viral"]["params"]["modalities"] == ["text"]
+    np.testing.assert_allclose(load_graph(root / "graphs" / "ii_viral.npz").toarray(),
                                item_item_graph({"text": features["text"]}, k=4).toarray(), atol=1e-6)
+    # the visual-only graph is gone rather than left stale beside the others
+    assert "ii_lattice_visual" not in stats and not (root / "graphs" / "ii_lattice_visual.npz").exists()
+
+
+def test_rebuilding_from_the_same_inputs_writes_identical_bytes(dataset):
+    """DVC hashes the output folder: a forced rebuild (code edit, `dvc repro -f`) must not change it."""
+    root, _, _ = dataset
+    run(root)
+    first = directory_digest(root / "graphs")
+    for path in (root / "graphs").glob("*.json"):
+        path.unlink()  # forget every graph: all are rebuilt
+    run(root)
+    assert directory_digest(root / "graphs") == first
+
+
+def test_a_damaged_graph_with_an_intact_sidecar_is_rebuilt(dataset):
+    root, _, _ = dataset
+    run(root)
+    good = (root / "graphs" / "uu.npz").read_bytes()
+    (root / "graphs" / "uu.npz").write_bytes(b"garbage")
+    run(root)
+    assert (root / "graphs" / "uu.npz").read_bytes() == good
+
+
+def test_a_damaged_graph_is_a_one_line_error_when_read(tmp_path):
+    (tmp_path / "uu.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"uu.npz: not a readable graph file .*run the graphs stage again"):
+        load_graph(tmp_path / "uu.npz")
 
 
 @pytest.mark.parametrize(
@@ -167,7 +208,7 @@ def test_read_train_counts_ids_over_all_splits(tmp_path):
 @pytest.mark.parametrize("key, value, message", [
     ("knn_k", 0, "graphs.knn_k: expected >= 1, got 0"),
     ("chunk_rows", -5, "graphs.chunk_rows: expected >= 1, got -5"),
-    ("ii_image_weight", 1.5, "graphs.ii_image_weight: expected >= 0 and <= 1, got 1.5"),
+    ("dragon_image_weight", 1.5, "graphs.dragon_image_weight: expected >= 0 and <= 1, got 1.5"),
     ("ii_norm", "l1", "graphs.ii_norm: got 'l1'"),
 ])
 def test_bad_graph_params_are_named(key, value, message):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from viral.graphs.user_user import user_user_graph
+from viral.graphs.user_user import co_interaction_lists, sample_user_graph, user_user_graph
 
 
 def reference(pairs, n_users, n_items, k, weight, pad, seed):
@@ -97,3 +97,44 @@ def test_bad_options_are_named():
         user_user_graph(pairs, 2, 1, k=2, pad="zeros")
     with pytest.raises(ValueError, match="weighting 'mean'"):
         user_user_graph(pairs, 2, 1, k=2, weight="mean")
+
+
+def test_co_interaction_lists_hold_each_users_best_raw_counts():
+    rng = np.random.default_rng(4)
+    n_users, n_items = 30, 20
+    pairs = random_pairs(rng, n_users, n_items, 70)
+    r = np.zeros((n_users, n_items))
+    r[pairs[:, 0], pairs[:, 1]] = 1
+    counts = r @ r.T
+    np.fill_diagonal(counts, 0)
+    lists = co_interaction_lists(pairs, n_users, n_items, k=4, chunk_rows=7)
+    for u in range(n_users):
+        best = sorted((v for v in range(n_users) if counts[u, v] > 0), key=lambda v: (-counts[u, v], v))[:4]
+        assert sorted(lists[u].indices) == sorted(best)
+        assert [lists[u, v] for v in best] == [counts[u, v] for v in best]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_dragon_resampled_user_graph_matches_the_brute_force_padding(seed):
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = 30, 20, 6
+    pairs = random_pairs(rng, n_users, n_items, 60)
+    lists = co_interaction_lists(pairs, n_users, n_items)
+    graph = sample_user_graph(lists, k, np.random.default_rng(seed))
+    expected = reference(pairs, n_users, n_items, k, "softmax", "random", seed)
+    np.testing.assert_allclose(graph.toarray(), expected, atol=1e-6)
+
+
+def test_dragon_resampling_differs_between_epochs_and_repeats_with_the_seed():
+    rng = np.random.default_rng(0)
+    pairs = random_pairs(rng, 30, 20, 60)
+    lists = co_interaction_lists(pairs, 30, 20)
+    sizes = np.diff(lists.indptr)
+    assert ((sizes > 1) & (sizes < 12)).any(), "the data must include short lists of several co-users"
+    draws = np.random.default_rng(9)
+    first, second = sample_user_graph(lists, 12, draws), sample_user_graph(lists, 12, draws)
+    assert (first != second).nnz > 0, "short lists are padded afresh every epoch"
+    again = sample_user_graph(lists, 12, np.random.default_rng(9))
+    assert (first != again).nnz == 0
+    full = sizes >= 12  # users with k or more co-users are never padded: the same every epoch
+    assert (first[full] != second[full]).nnz == 0

@@ -36,7 +36,7 @@ def tiny_inputs(visual_dim: int = 24, seed: int = 0) -> ModelInputs:
         {"text": text, "visual": visual},
         {
             "ui": normalized_adjacency(pairs, n_users, n_items),
-            "ii": _knn(text, 4),
+            "ii_viral": _knn(text, 4),
             "uu": _knn(rng.normal(size=(n_users, 5)), 3),
         },
     )
@@ -89,7 +89,7 @@ def test_unique_visual_is_orthogonal_to_the_redundancy():
 def _dragon_reference(model: VIRAL, inputs: ModelInputs) -> tuple[torch.Tensor, torch.Tensor]:
     """DRAGON's attentive concatenation written out densely from the model's own parameters."""
     ui = torch.from_numpy(inputs.graphs["ui"].toarray())
-    ii = torch.from_numpy(inputs.graphs["ii"].toarray())
+    ii = torch.from_numpy(inputs.graphs["ii_viral"].toarray())
     uu = torch.from_numpy(inputs.graphs["uu"].toarray())
     parts = []
     for name, slot in (("text", "t"), ("visual", "v")):
@@ -183,7 +183,7 @@ def test_one_step_on_the_real_baby_graph():
     inputs.features = {name: rng.standard_normal((n_items, 384), dtype=np.float32) for name in ("text", "visual")}
     inputs.graphs = {
         "ui": normalized_adjacency(inputs.train_pairs, n_users, n_items),
-        "ii": item_item_graph(inputs.features, k=10),
+        "ii_viral": item_item_graph(inputs.features, k=10),
         "uu": user_user_graph(inputs.train_pairs, n_users, n_items, k=10),
     }
     model = _model(inputs, synergy_mode="scalable", fusion_width=64)
@@ -200,3 +200,12 @@ def test_summary_records_the_synergy_choice():
     assert _model(inputs, synergy_mode="scalable").summary()["synergy_mode"] == "scalable"
     assert _model(inputs, fusion="concat").summary() == {
         "fusion": "concat", "synergy": False, "synergy_mode": "off", "redundancy": False, "fusion_width": 64}
+
+
+def test_learned_user_weights_are_reported_per_slot():
+    inputs = tiny_inputs()
+    model = VIRAL(inputs, Config(fusion_width=8, feat_hidden_dim=8, embedding_dim=4))
+    weights = model.user_modality_weights()
+    assert list(weights) == ["text", "synergy", "visual"]
+    assert all(w.shape == (inputs.n_users,) for w in weights.values())
+    assert VIRAL(inputs, Config(fusion="concat", feat_hidden_dim=8, embedding_dim=4)).user_modality_weights() == {}

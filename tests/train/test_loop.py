@@ -8,7 +8,7 @@ import torch
 
 from viral.models.bpr import BPR
 from viral.models.lightgcn import LightGCN
-from viral.train.config import TrainConfig
+from viral.train.config import TrainConfig, TrainingPoint
 from viral.train.evaluate import evaluate
 from viral.train.loop import _Run, build_model, fit
 
@@ -118,3 +118,66 @@ def test_nan_loss_aborts(tiny_data):
     model.loss = lambda *args: {"loss": model.user_embedding.sum() * float("nan")}
     with pytest.raises(FloatingPointError, match="loss is nan at epoch 1"):
         fit(model, tiny_data, CONFIG, seed=3, progress=False)
+
+
+def test_a_saved_run_longer_than_asked_is_not_reported_as_the_result(tiny_data, tmp_path):
+    """A checkpoint that ran 6 epochs must not stand in for a 3-epoch run (it would report 6)."""
+    path = tmp_path / "state.pt"
+    fit(build_model(BPR, tiny_data, BPR.Config(), 2), tiny_data, CONFIG, 2, checkpoint=path, progress=False)
+    short = dataclasses.replace(CONFIG, epochs=3)
+    rerun = fit(build_model(BPR, tiny_data, BPR.Config(), 2), tiny_data, short, 2, checkpoint=path, progress=False)
+    straight = fit(build_model(BPR, tiny_data, BPR.Config(), 2), tiny_data, short, 2, progress=False)
+    assert rerun.epochs == 3 and rerun.best_epoch <= 3
+    assert without_timing(rerun.history) == without_timing(straight.history)
+
+
+class RecordingBPR(BPR):
+    """BPR that records what the engine hands it: the learning rate of each epoch and the negatives."""
+
+    def __init__(self, inputs, config):
+        super().__init__(inputs, config)
+        self.lrs, self.negatives = [], []
+        self.optimizer = None
+
+    def pre_epoch(self, epoch, rng):
+        self.epochs_started = epoch + 1
+
+    def loss(self, users, pos, neg):
+        self.negatives.append(neg)
+        if neg is None:  # in-batch negatives: the other positives of the batch
+            neg = pos.roll(1)
+        return super().loss(users, pos, neg)
+
+
+def test_the_model_training_point_drives_the_loop(tiny_data, monkeypatch):
+    point = TrainingPoint(lr=0.02, batch_size=100, lr_decay=0.5, lr_decay_every=2, valid_metric="ndcg@10",
+                          negatives=False)
+    config = BPR.Config(train=point)
+    model = build_model(RecordingBPR, tiny_data, config, seed=1)
+    seen_lrs = []
+    original_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        seen_lrs.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    engine = TrainConfig(epochs=4, patience=50, device="cpu", checkpoint=False)
+    result = fit(model, tiny_data, engine, seed=1, progress=False)
+    batches = -(-len(tiny_data.inputs.train_pairs) // 100)
+    assert seen_lrs == [pytest.approx(0.02 * 0.5 ** (epoch / 2)) for epoch in range(4) for _ in range(batches)]
+    assert all(neg is None for neg in model.negatives) and model.epochs_started == 4
+    assert result.point == point
+    evaluated = [r for r in result.history if "valid_ndcg@10" in r]
+    assert result.valid["ndcg@10"] == max(r["valid_ndcg@10"] for r in evaluated)
+    # an explicit engine override wins over the model's point
+    overridden = fit(build_model(RecordingBPR, tiny_data, config, seed=1), tiny_data,
+                     dataclasses.replace(engine, lr=0.001, valid_metric="recall@20"), seed=1, progress=False)
+    assert (overridden.point.lr, overridden.point.valid_metric, overridden.point.batch_size) == (0.001, "recall@20", 100)
+
+
+def test_every_loss_term_is_logged_per_epoch(tiny_data):
+    result = fit(build_model(BPR, tiny_data, BPR.Config(), 3), tiny_data, CONFIG, 3, progress=False)
+    for record in result.history:
+        assert {"loss", "bpr", "reg"} <= set(record)
+        assert record["loss"] == pytest.approx(record["bpr"] + record["reg"], rel=1e-5)

@@ -47,7 +47,7 @@ def test_train_stage_writes_metrics_curves_plot_and_model(tmp_path, tiny_data):
     record = run_train(params(), root=tmp_path)
     metrics = json.loads((tmp_path / "results/metrics.json").read_text())
     assert metrics == record
-    assert set(metrics) == {"model", "dataset", "seed", "data_seed", "visual", "best_epoch", "epochs", "seconds_per_epoch",
+    assert set(metrics) == {"model", "dataset", "seed", "data_seed", "visual", "valid_metric", "best_epoch", "epochs", "seconds_per_epoch",
                             "seconds_per_eval", "params", "valid", "test"}
     assert (metrics["seed"], metrics["visual"]) == (999, "vlm_title")
     assert (metrics["model"], metrics["dataset"], metrics["epochs"]) == ("lightgcn", "synthetic", 4)
@@ -55,7 +55,7 @@ def test_train_stage_writes_metrics_curves_plot_and_model(tmp_path, tiny_data):
     with open(tmp_path / "results/plots/curves.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
-    assert set(rows[0]) == {"epoch", "loss", "valid_recall@20", "valid_ndcg@20"}
+    assert list(rows[0]) == ["epoch", "loss", "bpr", "reg", "valid_recall@20", "valid_ndcg@20"]
     assert (tmp_path / "results/plots/curves.png").read_bytes()[:4] == b"\x89PNG"
     assert {p.name for p in (tmp_path / "models/synthetic").iterdir()} == {"best.pt", "checkpoint.pt", "report.json"}
     # A rerun finds the finished checkpoint and reproduces the same record without training.

@@ -1,8 +1,10 @@
-"""The graphs stage: `ui`, `uu` and `ii` of one dataset from the prepare and encode outputs.
+"""The graphs stage: every graph variant (viral/graphs/variants.py) of one dataset from the prepare and
+encode outputs.
 
 Every graph uses the TRAIN split only (split 0); n_users / n_items count ids over all splits, so users
 and items without train interactions keep empty rows. A graph whose JSON records the same fingerprint
-(its input files' bytes and its settings) is kept, so an interrupted run resumes after the last graph.
+(its input files' bytes and its settings) and whose file matches the JSON's checksum is kept, so an
+interrupted run resumes after the last graph written.
 """
 from __future__ import annotations
 
@@ -17,10 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from viral.graphs.config import GraphsConfig
-from viral.graphs.item_item import item_item_graph
 from viral.graphs.store import save_graph, saved_stats
-from viral.graphs.user_item import normalized_adjacency
-from viral.graphs.user_user import user_user_graph
+from viral.graphs.variants import VARIANTS, GraphSource, buildable
 from viral.params import Params
 from viral.stage import StageError
 
@@ -102,32 +102,36 @@ def fingerprint(paths: list[Path], settings: dict[str, Any]) -> str:
 
 
 def build_graph(out_dir: Path, name: str, inputs: list[Path], settings: dict[str, Any],
-                build: Callable[[], sp.csr_matrix], unit: str, count: int) -> dict[str, Any]:
-    """Build, save and log one graph, unless an identical one (same fingerprint) is already saved."""
+                build: Callable[[], sp.csr_matrix], unit: str, count: int) -> tuple[dict[str, Any], float | None]:
+    """Build, save and log one graph, unless an intact identical one (same fingerprint) is already saved.
+
+    Returns its stats (what `<name>.json` holds: no timings, so identical inputs give identical files)
+    and the seconds it took to build (None when kept).
+    """
     stamp = fingerprint(inputs, settings)
     previous = saved_stats(out_dir, name)
     if previous is not None and previous.get("fingerprint") == stamp:
-        log.info("%s: %s is up to date (same inputs and settings): kept", name, out_dir / f"{name}.npz")
-        return previous
+        log.info("%s: %s is up to date (same inputs and settings, file intact): kept", name, out_dir / f"{name}.npz")
+        return previous, None
     start = time.perf_counter()
     matrix = build()
     seconds = time.perf_counter() - start
-    rate = count / seconds if seconds > 0 else None
     stats = save_graph(out_dir, name, matrix, {
         "params": settings,
-        "inputs": [str(path) for path in inputs],
+        "inputs": [path.name for path in inputs],
         "fingerprint": stamp,
-        "seconds": round(seconds, 3),
-        f"{unit}_per_s": round(rate, 1) if rate else None,
     })
-    log.info("%s: %d x %d, nnz %d, %.2f s (%s %s/s)", name, *matrix.shape, matrix.nnz, seconds,
-             f"{rate:,.0f}" if rate else "-", unit)
-    return stats
+    rate = count / seconds if seconds > 0 else float("inf")
+    log.info("%s: %d x %d, nnz %d, %.2f s (%s %s/s)", name, *matrix.shape, matrix.nnz, seconds, f"{rate:,.0f}", unit)
+    return stats, seconds
 
 
 def build_graphs(prepared_dir: str | Path, features_dir: str | Path, out_dir: str | Path,
-                 config: GraphsConfig, seed: int, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Write ui, uu and ii (`<name>.npz` + `<name>.json`) into `out_dir`; return their stats."""
+                 config: GraphsConfig, seed: int, progress: bool = True
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, float | None]]:
+    """Write every graph variant (`<name>.npz` + `<name>.json`) that the features present allow into
+    `out_dir`; return their stats and the seconds each build took (None: kept), which stay out of the
+    files so that identical inputs give identical outputs."""
     interactions = Path(prepared_dir) / INTERACTIONS_FILE
     out_dir = Path(out_dir)
     train = read_train(interactions)
@@ -135,32 +139,35 @@ def build_graphs(prepared_dir: str | Path, features_dir: str | Path, out_dir: st
         raise StageError(f"{interactions}: no train interactions (split 0)")
     log.info("graphs from %s: %d users, %d items, %d train pairs (%d valid/test rows left out)",
              interactions, train.n_users, train.n_items, len(train.pairs), train.n_held_out)
-    stats = {}
-    stats["ui"] = build_graph(
-        out_dir, "ui", [interactions], {}, unit="edges", count=len(train.pairs),
-        build=lambda: normalized_adjacency(train.pairs, train.n_users, train.n_items))
-
-    uu_settings = {"uu_k": config.uu_k, "uu_weight": config.uu_weight, "uu_pad": config.uu_pad}
-    if config.uu_pad == "random":
-        uu_settings["seed"] = seed
-    stats["uu"] = build_graph(
-        out_dir, "uu", [interactions], uu_settings, unit="users", count=train.n_users,
-        build=lambda: user_user_graph(train.pairs, train.n_users, train.n_items, config.uu_k,
-                                      weight=config.uu_weight, pad=config.uu_pad, seed=seed,
-                                      chunk_rows=config.chunk_rows, progress=progress))
-
     modalities = modality_paths(features_dir)
-    ii_settings = {"knn_k": config.knn_k, "ii_graph": config.ii_graph, "ii_norm": config.ii_norm,
-                   "ii_self_loop": config.ii_self_loop, "modalities": sorted(modalities)}
-    if config.ii_graph == "dragon_weighted":
-        ii_settings["ii_image_weight"] = config.ii_image_weight
-    stats["ii"] = build_graph(
-        out_dir, "ii", list(modalities.values()), ii_settings, unit="items", count=train.n_items,
-        build=lambda: item_item_graph(read_modalities(features_dir, train.n_items), config.knn_k,
-                                      method=config.ii_graph, image_weight=config.ii_image_weight,
-                                      self_loop=config.ii_self_loop, norm=config.ii_norm,
-                                      chunk_rows=config.chunk_rows, progress=progress))
-    return stats
+    features: dict[str, np.ndarray] = {}
+
+    def read_features() -> dict[str, np.ndarray]:
+        if not features:
+            features.update(read_modalities(features_dir, train.n_items))
+        return features
+
+    source = GraphSource(train.pairs, train.n_users, train.n_items, read_features)
+    counts = {"edges": len(train.pairs), "users": train.n_users, "items": train.n_items}
+    stats: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float | None] = {}
+    for name, variant in VARIANTS.items():
+        if not buildable(name, set(modalities)):
+            log.info("%s: skipped (needs the %s features, absent here)", name, " and ".join(variant.modalities))
+            continue
+        present = sorted(m for m in variant.modalities if m in modalities)
+        settings = variant.settings(config, seed)
+        if present:
+            settings["modalities"] = present
+        inputs = [modalities[m] for m in present] or [interactions]  # item-item graphs read features only
+        stats[name], timings[name] = build_graph(
+            out_dir, name, inputs, settings, unit=variant.unit, count=counts[variant.unit],
+            build=lambda variant=variant: variant.build(source, config, seed, progress))
+    stale = [path for path in out_dir.glob("*.npz") if path.stem not in stats]
+    for path in stale:  # graphs of a former layout or of a modality that is gone: never read by mistake
+        path.unlink()
+        path.with_suffix(".json").unlink(missing_ok=True)
+    return stats, timings
 
 
 def run_graphs(params: Params) -> None:

@@ -108,3 +108,43 @@ def user_user_graph(
     )
     graph.sort_indices()
     return graph
+
+
+def co_interaction_lists(train_pairs: np.ndarray, n_users: int, n_items: int, k: int = 200,
+                         chunk_rows: int = 2048, progress: bool = False) -> sp.csr_matrix:
+    """(n_users, n_users) float32 CSR of raw co-interaction counts: each user's top-k co-users (count
+    descending, then id ascending; DRAGON's offline script keeps 200). Models derive their own
+    weighting from it, e.g. DRAGON's per-epoch resampled graph (`sample_user_graph`)."""
+    from tqdm import tqdm
+
+    r = interaction_matrix(train_pairs, n_users, n_items)
+    r_t = r.T.tocsr()
+    rows, cols, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for start in tqdm(range(0, n_users, max(1, chunk_rows)), desc="co-interaction lists", unit="chunk",
+                      disable=not progress):
+        stop = min(n_users, start + max(1, chunk_rows))
+        entries = top_k_counts(*co_interaction_rows(r, r_t, start, stop), k)
+        rows.append(entries.rows + start)
+        cols.append(entries.cols)
+        values.append(entries.values)
+    graph = sp.csr_matrix((np.concatenate(values).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(n_users, n_users))
+    graph.sort_indices()
+    return graph
+
+
+def sample_user_graph(counts: sp.csr_matrix, k: int, rng: np.random.Generator,
+                      weight: Literal["softmax", "row_norm"] = "softmax") -> sp.csr_matrix:
+    """DRAGON's per-epoch user graph from co-interaction lists (`co_interaction_lists`): each user's k
+    best co-users; a shorter list is padded to k slots by re-picking its own slots at random (drawn
+    from `rng`, so every epoch differs); weights = softmax of the counts over the k slots, a neighbour
+    held in m slots weighing m times. Users without co-users get an empty row (h_u = 0)."""
+    coo = counts.tocoo()
+    entries = top_k_counts(coo.row.astype(np.int64), coo.col.astype(np.int64),
+                           np.rint(coo.data).astype(np.int64), k)
+    n_users = counts.shape[0]
+    multiplicity = pad_multiplicity(entries, n_users, k, rng.random((n_users, k)))
+    values = slot_weights(entries, multiplicity, n_users, weight).astype(np.float32)
+    graph = sp.csr_matrix((values, (entries.rows, entries.cols)), shape=counts.shape)
+    graph.sort_indices()
+    return graph

@@ -2,15 +2,25 @@
 loss and sparse-propagation helpers the models share."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from viral.train.config import TrainingPoint
+
+FEATURE_NAMES = ("text", "visual")
+
+
+def published(**values) -> TrainingPoint:
+    """A model Config's `train` field: the training point its paper chose (MMRec's defaults elsewhere)."""
+    return field(default_factory=lambda: TrainingPoint(**values))
 
 
 @dataclass
@@ -19,8 +29,9 @@ class ModelInputs:
 
     train_pairs: (n, 2) int64 [userID, itemID] of the TRAIN split only.
     features: "text", "visual" -> float32 (n_items, d) frozen item features (absent for ID-only data).
-    graphs: "ui" -> symmetric-normalised (n_users + n_items) square adjacency (users first),
-            "ii" -> (n_items, n_items) item-item kNN graph, "uu" -> (n_users, n_users) user-user graph.
+    graphs: the graph variants of the graphs stage a model names in `requires` (viral/graphs/variants.py):
+            "ui" (symmetric-normalised (n_users + n_items) square adjacency, users first), item-item
+            variants "ii_*" (n_items square), user-user "uu" and the co-interaction counts "uu_counts".
     """
 
     n_users: int
@@ -31,11 +42,12 @@ class ModelInputs:
 
 
 class Recommender(nn.Module):
-    """Base class: subclasses set `Config` (a dataclass) and `requires`, and implement loss/embeddings.
+    """Base class: subclasses set `Config` (a dataclass with a `train: TrainingPoint` field, see
+    `published`) and `requires`, and implement loss/embeddings.
 
     Scores are always dot products of the two matrices `embeddings()` returns, so the engine can
     evaluate any model with one batched matrix product. The engine moves the whole model to its
-    device with `.to(device)`: keep graphs as (non-persistent) buffers so they move along.
+    device with `.to(device)`: keep graphs and features as (non-persistent) buffers so they move along.
     """
 
     Config: ClassVar[type]
@@ -43,21 +55,46 @@ class Recommender(nn.Module):
 
     def __init__(self, inputs: ModelInputs, config) -> None:
         super().__init__()
-        missing = sorted(
-            name for name in self.requires if name not in inputs.features and name not in inputs.graphs
-        )
+        needed = self.inputs_needed(config)
+        missing = sorted(name for name in needed if name not in inputs.features and name not in inputs.graphs)
         if missing:
             raise ValueError(f"model {type(self).__name__} needs inputs {missing}, which this dataset lacks")
         self.n_users = inputs.n_users
         self.n_items = inputs.n_items
         self.config = config
 
-    def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
-        """Hook called before every training epoch (e.g. to resample a graph)."""
+    @classmethod
+    def inputs_needed(cls, config) -> frozenset[str]:
+        """The features and graph variants to load for this configuration (default: `requires`)."""
+        return cls.requires
 
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Training losses for one batch; key "loss" is the total to minimise, others are logged."""
+    def register_features(self, inputs: ModelInputs, names=FEATURE_NAMES) -> None:
+        """Each modality in `names` as a float32 buffer of the same name (`self.text`, `self.visual`): the
+        engine's modality-contribution check replaces these buffers by their mean row at evaluation."""
+        for name in names:
+            feature = torch.as_tensor(inputs.features[name], dtype=torch.float32)
+            if feature.ndim != 2 or len(feature) != inputs.n_items:
+                raise ValueError(f"features[{name!r}]: expected ({inputs.n_items}, d), got {tuple(feature.shape)}")
+            self.register_buffer(name, feature, persistent=False)
+
+    def modalities(self) -> list[str]:
+        """The modality features this model reads (registered as buffers by `register_features`)."""
+        buffers = dict(self.named_buffers(recurse=False))
+        return [name for name in FEATURE_NAMES if name in buffers]
+
+    def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
+        """Hook called before every training epoch (e.g. to prune or resample a graph), with the run's RNG."""
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Training losses for one batch; key "loss" is the total to minimise, the other keys (one per
+        term: "bpr", "reg", each auxiliary loss) are logged in the curves. `neg` is None for models
+        whose training point sets `negatives: false` (in-batch negatives)."""
         raise NotImplementedError
+
+    def user_modality_weights(self) -> dict[str, torch.Tensor]:
+        """The learned per-user weight of each modality slot, name -> (n_users,), for models that learn
+        them (VIRAL, DRAGON's attentive concatenation); empty otherwise."""
+        return {}
 
     def summary(self) -> dict[str, str | int | float | bool]:
         """Design choices worth recording beside the metrics (e.g. a scalable-vs-faithful option)."""
@@ -66,6 +103,17 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users, d) and (n_items, d) embeddings; the engine calls it in eval mode under no_grad."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def mean_feature(model: Recommender, name: str) -> Iterator[None]:
+    """Within the block, modality `name` of `model` is its mean item feature for every item."""
+    original = getattr(model, name)
+    setattr(model, name, original.mean(0, keepdim=True).expand_as(original))
+    try:
+        yield
+    finally:
+        setattr(model, name, original)
 
 
 def rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,13 @@ from torch import nn
 
 from viral.config import bounded
 from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
-from viral.models.base import ModelInputs, Recommender, bpr_loss, rows, sparse_csr
+from viral.models.base import ModelInputs, Recommender, bpr_loss, published, rows, sparse_csr
+from viral.train.config import TrainingPoint
 from viral.models.layers import HomoCombine, ModalityGCN, homogeneous
 from viral.models.losses import info_nce
 
 SLOT_ORDERS = {"t_s_v": ("t", "s", "v"), "v_s_t": ("v", "s", "t")}
+SLOT_NAMES = {"t": "text", "s": "synergy", "v": "visual"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,17 @@ class Config:
     fusion_weight: float = bounded(0.1, ge=0)  # lambda of eq. 17; code: 0.001
     reg_weight: float = bounded(0.01, ge=0)  # unstated in the paper; code: 0.01
     slot_order: Literal["t_s_v", "v_s_t"] = "t_s_v"  # code (master): v_s_t
+    ii_graph: Literal["viral", "dragon"] = "viral"  # item-item graph: eq. 3's ii_viral, or DRAGON's ii_dragon
+    train: TrainingPoint = published(lr=1e-3, batch_size=1024)  # paper; code: lr 1e-4, batch 2048
 
 
 class VIRAL(Recommender):
     Config = Config
-    requires = frozenset({"text", "visual", "ui", "ii", "uu"})
+    requires = frozenset({"text", "visual", "ui", "ii_viral", "uu"})
+
+    @classmethod
+    def inputs_needed(cls, config: Config) -> frozenset[str]:
+        return cls.requires - {"ii_viral"} | {f"ii_{config.ii_graph}"}
 
     def __init__(self, inputs: ModelInputs, config: Config) -> None:
         super().__init__(inputs, config)
@@ -63,9 +71,10 @@ class VIRAL(Recommender):
         self.register_buffer("visual", visual, persistent=False)
         # Graphs are inputs rebuilt from the data, not learned weights: non-persistent buffers.
         self.register_buffer("ui", sparse_csr(inputs.graphs["ui"]), persistent=False)
-        for name in ("ii", "uu"):
-            self.register_buffer(name, sparse_csr(inputs.graphs[name]), persistent=False)
-            self.register_buffer(f"{name}_t", sparse_csr(inputs.graphs[name].T), persistent=False)
+        item_graph = inputs.graphs[f"ii_{config.ii_graph}"]
+        for name, graph in (("ii", item_graph), ("uu", inputs.graphs["uu"])):
+            self.register_buffer(name, sparse_csr(graph), persistent=False)
+            self.register_buffer(f"{name}_t", sparse_csr(graph.T), persistent=False)
         viral = config.fusion == "viral"
         attends = viral and (config.synergy or config.redundancy)
         # The attention blocks need one width (`fusion_width`; 0 = the text width, as the authors' code):
@@ -76,7 +85,7 @@ class VIRAL(Recommender):
         heads, ffn_mult = config.attention_heads, config.ffn_mult
         self.synergy = SynergyEstimator(width, heads, ffn_mult) if viral and config.synergy else None
         scalable = self.synergy is not None and config.synergy_mode == "scalable"
-        self.register_buffer("neighbours", neighbour_index(inputs.graphs["ii"]) if scalable else None, persistent=False)
+        self.register_buffer("neighbours", neighbour_index(item_graph) if scalable else None, persistent=False)
         self.redundancy = RedundancyEstimator(width, heads, ffn_mult) if viral and config.redundancy else None
         in_dims = {"t": width if attends else text.shape[1], "s": width, "v": width if attends else visual.shape[1]}
         order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
@@ -130,6 +139,11 @@ class VIRAL(Recommender):
         z_u = homogeneous(self.uu, self.uu_t, user_f, cfg.n_uu_layers, cfg.homo_combine)
         z_i = homogeneous(self.ii, self.ii_t, item_f, cfg.n_ii_layers, cfg.homo_combine)
         return z_u, z_i, views
+
+    def user_modality_weights(self) -> dict[str, torch.Tensor]:
+        if self.user_weights is None:
+            return {}
+        return {SLOT_NAMES[slot]: self.user_weights[:, k].detach() for k, slot in enumerate(self.slots)}
 
     def summary(self) -> dict[str, str | int | float | bool]:
         config = self.config

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from viral.models.base import ModelInputs
+from viral.graphs.config import GraphsConfig
+from viral.graphs.variants import VARIANTS, GraphSource, buildable, build_variant
+from viral.models.base import FEATURE_NAMES, ModelInputs
 from viral.stage import StageError
 
 SPLITS = {"train": 0, "valid": 1, "test": 2}
-FEATURE_NAMES = ("text", "visual")
-GRAPH_NAMES = ("ui", "ii", "uu")
 
 
 @dataclass
@@ -40,23 +40,32 @@ def _missing(requires: Iterable[str], have: Iterable[str]) -> list[str]:
     return sorted(set(requires) - set(have))
 
 
+def add_graphs(data: TrainData, names: Iterable[str], config: GraphsConfig | None = None, seed: int = 0) -> None:
+    """Build the graph variants `names` in memory from `data`'s train pairs and features, as the graphs
+    stage would write them (for MMRec folders and benchmarks, which have no graphs stage)."""
+    inputs = data.inputs
+    source = GraphSource(inputs.train_pairs, inputs.n_users, inputs.n_items, lambda: inputs.features)
+    for name in sorted(set(names) & set(VARIANTS)):
+        inputs.graphs[name] = build_variant(name, source, config or GraphsConfig(), seed)
+
+
 def load_mmrec_inputs(folder: str | Path, requires: Iterable[str] = ()) -> TrainData:
-    """An MMRec data folder as TrainData: its own split; the user-item graph is built from its train
-    pairs; `text_feat.npy` / `image_feat.npy` become features "text" / "visual" when a model needs them."""
+    """An MMRec data folder as TrainData: its own split; `text_feat.npy` / `image_feat.npy` become features
+    "text" / "visual" when a model needs them; the graphs it needs are built from its train pairs and
+    features with the default graphs settings."""
     from viral.data.mmrec import read_folder, read_folder_features
-    from viral.graphs.user_item import normalized_adjacency
 
     source = read_folder(folder)
     data = from_interactions(source.inter, source.n_users, len(source.items), source.name)
     inputs = data.inputs
     requires = set(requires)
-    if "ui" in requires:
-        inputs.graphs["ui"] = normalized_adjacency(inputs.train_pairs, inputs.n_users, inputs.n_items)
     if requires & set(FEATURE_NAMES):
         found = read_folder_features(folder)
         for name, key in (("text", "text"), ("visual", "image")):
             if name in requires and key in found:
                 inputs.features[name] = found[key]
+    add_graphs(data, {name for name in requires & set(VARIANTS)
+                      if buildable(name, set(inputs.features))})
     missing = _missing(requires, [*inputs.graphs, *inputs.features])
     if missing:
         raise StageError(f"{folder}: an MMRec folder provides no {', '.join(missing)} for this model")
@@ -83,11 +92,11 @@ def load_prepared_inputs(
     requires = set(requires)
     for name in sorted(requires & set(FEATURE_NAMES)):
         data.inputs.features[name] = _read_feature(Path(features_dir or "") / f"{name}.parquet", len(items))
-    for name in sorted(requires & set(GRAPH_NAMES)):
+    for name in sorted(requires & set(VARIANTS)):
         data.inputs.graphs[name] = _read_graph(Path(graphs_dir or "") / f"{name}.npz")
-    unknown = _missing(requires, [*FEATURE_NAMES, *GRAPH_NAMES])
+    unknown = _missing(requires, [*FEATURE_NAMES, *VARIANTS])
     if unknown:
-        raise StageError(f"the model requires unknown inputs {unknown}; known: {FEATURE_NAMES + GRAPH_NAMES}")
+        raise StageError(f"the model requires unknown inputs {unknown}; known: {', '.join([*FEATURE_NAMES, *VARIANTS])}")
     return data
 
 
@@ -105,4 +114,7 @@ def _read_graph(path: Path) -> sp.csr_matrix:
 
     if not path.is_file():
         raise StageError(f"{path}: not found (run the graphs stage first)")
-    return load_graph(path)
+    try:
+        return load_graph(path)
+    except ValueError as err:
+        raise StageError(str(err)) from None

@@ -1,5 +1,8 @@
 """The training loop: shuffled BPR triples, Adam, evaluation every `eval_every` epochs, early stopping on
-valid Recall@20 (MMRec's rule), best-model tracking and a per-epoch resumable checkpoint."""
+the model's validation metric (MMRec's rule), best-model tracking and a per-epoch resumable checkpoint.
+
+What differs between models (lr, batch size, weight decay, lr schedule, selection metric, sampled or
+in-batch negatives) is the model's `TrainingPoint`, resolved once by `TrainConfig.point`."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,17 +20,16 @@ from tqdm import tqdm
 
 from viral.models.base import Recommender
 from viral.train.checkpoint import load_state, save_state
-from viral.train.config import TrainConfig
+from viral.train.config import TrainConfig, TrainingPoint
 from viral.train.cpu import keep_freed_memory_for_reuse
 from viral.train.data import TrainData
 from viral.train.evaluate import Evaluator
-from viral.train.metrics import VALID_METRIC
 from viral.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
 
 # Knobs that may change between an interrupted run and its resumption without changing the result.
-RESUMABLE_KNOBS = ("epochs", "eval_batch_size", "device", "checkpoint")
+RESUMABLE_KNOBS = ("epochs", "eval_batch_size", "device", "threads", "checkpoint")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class FitResult:
     stopped_early: bool
     n_parameters: int
     device: str
+    point: TrainingPoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,14 +92,16 @@ def _source_crc() -> int:
 
 
 def fingerprint(model: Recommender, data: TrainData, config: TrainConfig, seed: int) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed: code, model, its config, engine knobs, seed, and
-    every input (train pairs, features, graphs), so another `visual` or graph never reuses a run."""
+    """What must match for a checkpoint to be resumed: code, model, its config, the resolved training
+    point, engine knobs, seed, and every input (train pairs, features, graphs), so another `visual` or
+    graph never reuses a run."""
     engine = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_KNOBS}
     inputs = data.inputs
     return {
         "code": _source_crc(),
         "model": type(model).__name__,
         "config": dataclasses.asdict(model.config),
+        "point": dataclasses.asdict(config.point(model.config.train)),
         "train": engine,
         "seed": seed,
         "data": [inputs.n_users, inputs.n_items, len(inputs.train_pairs), _crc(inputs.train_pairs)],
@@ -127,8 +132,9 @@ def _set_rng_state(rng: np.random.Generator, state: dict[str, Any], device: torc
 class _Run:
     """The mutable state of one training run; `state_dict()` is exactly what the checkpoint holds."""
 
-    def __init__(self, model: Recommender, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> None:
-        self.model, self.optimizer, self.rng = model, optimizer, rng
+    def __init__(self, model: Recommender, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                 valid_metric: str = "recall@20") -> None:
+        self.model, self.optimizer, self.rng, self.valid_metric = model, optimizer, rng, valid_metric
         self.epoch = 0  # completed epochs
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
@@ -150,10 +156,10 @@ class _Run:
         self.stopped_early, self.history = state["stopped_early"], state["history"]
 
     def record_evaluation(self, metrics: dict[str, dict[str, float]], patience: int) -> None:
-        """MMRec's early stopping: strictly better valid Recall@20 resets the counter; stop once the
+        """MMRec's early stopping: a strictly better valid score resets the counter; stop once the
         counter exceeds `patience`."""
-        score = metrics["valid"][VALID_METRIC]
-        if self.best is None or score > self.best["valid"][VALID_METRIC]:
+        score = metrics["valid"][self.valid_metric]
+        if self.best is None or score > self.best["valid"][self.valid_metric]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             self.best = {"epoch": self.epoch, "valid": metrics["valid"], "test": metrics["test"], "model": state}
             self.bad_evals = 0
@@ -162,20 +168,23 @@ class _Run:
             self.stopped_early = self.bad_evals > patience
 
 
-def train_epoch(model: Recommender, optimizer: torch.optim.Optimizer, sampler: NegativeSampler,
+def train_epoch(model: Recommender, optimizer: torch.optim.Optimizer, sampler: NegativeSampler | None,
                 pairs: torch.Tensor, batch_size: int, rng: np.random.Generator, epoch: int) -> dict[str, float]:
-    """One pass over the shuffled train pairs; returns the mean of each loss term over the batches."""
+    """One pass over the shuffled train pairs; returns the mean of each loss term over the batches.
+    Without a `sampler` (in-batch negatives) the model's loss gets `neg=None`."""
     model.pre_epoch(epoch, rng)
     model.train()
     order = rng.permutation(len(pairs))
-    users = pairs[:, 0].cpu().numpy()[order]
-    negatives = torch.from_numpy(sampler.sample(users, rng)).to(pairs.device)
+    negatives = None
+    if sampler is not None:
+        negatives = torch.from_numpy(sampler.sample(pairs[:, 0].cpu().numpy()[order], rng)).to(pairs.device)
     order_t = torch.from_numpy(order).to(pairs.device)
     totals: dict[str, torch.Tensor] = {}
     n_batches = 0
     for start in range(0, len(order), batch_size):
         batch = pairs[order_t[start : start + batch_size]]
-        losses = model.loss(batch[:, 0], batch[:, 1], negatives[start : start + batch_size])
+        neg = None if negatives is None else negatives[start : start + batch_size]
+        losses = model.loss(batch[:, 0], batch[:, 1], neg)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
@@ -190,30 +199,39 @@ def train_epoch(model: Recommender, optimizer: torch.optim.Optimizer, sampler: N
 
 def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
         checkpoint: str | Path | None = None, progress: bool = True) -> FitResult:
-    """Train `model` (built with `build_model`) on `data`; afterwards it holds the best-valid weights.
+    """Train `model` (built with `build_model`) on `data` at its training point (`model.config.train`,
+    with `config`'s overrides); afterwards it holds the best-valid weights.
 
     With `checkpoint`, the state is saved after every epoch and a rerun with the same model, config,
-    seed and data continues from it (a finished run returns at once).
+    seed and data continues from it (a finished run returns at once). A saved run that went further
+    than `config.epochs` is not reused: the result must never report more epochs than were asked for.
     """
     device = resolve_device(config.device)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
     model.to(device)
+    point = config.point(model.config.train)
     # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU.
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    run = _Run(model, optimizer, np.random.default_rng(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=point.lr, weight_decay=point.weight_decay, fused=True)
+    run = _Run(model, optimizer, np.random.default_rng(seed), point.valid_metric)
     key = fingerprint(model, data, config, seed)
     if checkpoint is not None and (state := load_state(checkpoint, key)) is not None:
-        run.load(state, device)
-        log.info("resuming from %s after epoch %d", checkpoint, run.epoch)
-    sampler = NegativeSampler(data.inputs.train_pairs, data.inputs.n_items)
+        if state["epoch"] > config.epochs:
+            log.info("checkpoint %s ran %d epochs, more than the %d asked for: starting afresh", checkpoint,
+                     state["epoch"], config.epochs)
+        else:
+            run.load(state, device)
+            log.info("resuming from %s after epoch %d", checkpoint, run.epoch)
+    sampler = NegativeSampler(data.inputs.train_pairs, data.inputs.n_items) if point.negatives else None
     pairs = torch.from_numpy(data.inputs.train_pairs).to(device)
     evaluator = Evaluator(data, device, config.eval_batch_size)
     bar = tqdm(total=config.epochs, initial=run.epoch, desc=f"train {type(model).__name__}", disable=not progress)
     while run.epoch < config.epochs and not run.stopped_early:
+        for group in optimizer.param_groups:
+            group["lr"] = point.lr_at(run.epoch)
         _sync(device)
         start = time.perf_counter()
-        losses = train_epoch(model, optimizer, sampler, pairs, config.batch_size, run.rng, run.epoch)
+        losses = train_epoch(model, optimizer, sampler, pairs, point.batch_size, run.rng, run.epoch)
         _sync(device)
         record: dict[str, Any] = {"epoch": run.epoch + 1, **losses, "seconds": time.perf_counter() - start}
         run.epoch += 1
@@ -227,15 +245,16 @@ def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
         if checkpoint is not None:
             save_state(checkpoint, run.state_dict(key, device))
         bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss']:.4f}", r20=record.get(f"valid_{VALID_METRIC}", "-"))
+        selection = f"valid_{point.valid_metric}"
+        bar.set_postfix(loss=f"{losses['loss']:.4f}", valid=record.get(selection, "-"))
         log.info("epoch %d: loss %.5f, %.2f s, %.0f pairs/s%s", run.epoch, losses["loss"], record["seconds"],
                  len(pairs) / record["seconds"],
-                 f", valid recall@20 {record[f'valid_{VALID_METRIC}']:.4f}" if "eval_seconds" in record else "")
+                 f", valid {point.valid_metric} {record[selection]:.4f}" if "eval_seconds" in record else "")
     bar.close()
-    return _result(run, device)
+    return _result(run, device, point)
 
 
-def _result(run: _Run, device: torch.device) -> FitResult:
+def _result(run: _Run, device: torch.device, point: TrainingPoint) -> FitResult:
     best = run.best
     run.model.load_state_dict(best["model"])
     train_seconds = [r["seconds"] for r in run.history]
@@ -244,5 +263,5 @@ def _result(run: _Run, device: torch.device) -> FitResult:
         best_epoch=best["epoch"], epochs=run.epoch, valid=best["valid"], test=best["test"],
         history=run.history, seconds_per_epoch=float(np.mean(train_seconds)),
         seconds_per_eval=float(np.mean(eval_seconds)), stopped_early=run.stopped_early,
-        n_parameters=sum(p.numel() for p in run.model.parameters()), device=str(device),
+        n_parameters=sum(p.numel() for p in run.model.parameters()), device=str(device), point=point,
     )

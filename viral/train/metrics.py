@@ -11,7 +11,6 @@ import torch
 
 TOPK = (5, 10, 20, 50)
 METRICS = ("recall", "ndcg", "precision", "map")
-VALID_METRIC = "recall@20"
 
 
 def metric_names(ks: tuple[int, ...] = TOPK) -> list[str]:

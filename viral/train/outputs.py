@@ -9,7 +9,7 @@ from typing import Any
 from viral.io import atomic_path, write_json
 from viral.train.loop import FitResult
 
-CURVE_COLUMNS = ("epoch", "loss", "valid_recall@20", "valid_ndcg@20")
+VALID_COLUMNS = ("valid_recall@20", "valid_ndcg@20")
 
 
 def metrics_record(result: FitResult, model: str, dataset: str,
@@ -30,28 +30,48 @@ def metrics_record(result: FitResult, model: str, dataset: str,
     }
 
 
-def write_curves(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """One row per epoch; the valid columns stay empty on epochs without an evaluation."""
+def loss_terms(history: list[dict[str, Any]]) -> list[str]:
+    """The loss columns of a history ("loss" first, then each term the model logs), in first-seen order."""
+    terms = {"loss": None}
+    for record in history:
+        terms.update({key: None for key in record if key not in ("epoch", "seconds", "eval_seconds")
+                      and not key.startswith(("valid_", "test_"))})
+    return list(terms)
+
+
+def curve_columns(history: list[dict[str, Any]], valid_metric: str = "recall@20") -> list[str]:
+    selection = f"valid_{valid_metric}"
+    valid = [selection, *(c for c in VALID_COLUMNS if c != selection)]
+    return ["epoch", *loss_terms(history), *valid]
+
+
+def write_curves(path: str | Path, history: list[dict[str, Any]], valid_metric: str = "recall@20") -> None:
+    """One row per epoch: every loss term, then the validation metrics (empty without an evaluation)."""
+    columns = curve_columns(history, valid_metric)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CURVE_COLUMNS)
+        writer.writerow(columns)
         for record in history:
-            writer.writerow([record.get(column, "") for column in CURVE_COLUMNS])
+            writer.writerow([record.get(column, "") for column in columns])
 
 
-def plot_curves(path: str | Path, history: list[dict[str, Any]], title: str) -> None:
-    """loss and valid Recall@20 / NDCG@20 against the epoch, as one PNG (DVC's HTML viewer needs a CDN)."""
+def plot_curves(path: str | Path, history: list[dict[str, Any]], title: str, valid_metric: str = "recall@20") -> None:
+    """Every loss term and the validation metrics against the epoch, as one PNG (DVC's HTML viewer
+    needs a CDN)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
-    evaluated = [r for r in history if "valid_recall@20" in r]
+    columns = curve_columns(history, valid_metric)
+    evaluated = [r for r in history if f"valid_{valid_metric}" in r]
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_ax.plot(epochs, [r["loss"] for r in history])
-    loss_ax.set(xlabel="epoch", ylabel="training loss", title=title)
-    for column in CURVE_COLUMNS[2:]:
+    for term in loss_terms(history):
+        loss_ax.plot(epochs, [r.get(term, float("nan")) for r in history], label=term)
+    loss_ax.set(xlabel="epoch", ylabel="training loss (mean over batches)", title=title)
+    loss_ax.legend()
+    for column in columns[len(loss_terms(history)) + 1:]:
         metric_ax.plot([r["epoch"] for r in evaluated], [r[column] for r in evaluated], label=column)
     metric_ax.set(xlabel="epoch", ylabel="validation metric")
     metric_ax.legend()
@@ -67,8 +87,9 @@ def write_outputs(result: FitResult, results_dir: str | Path, report_path: str |
     `report`, per-epoch history) at `report_path`; returns the metrics record."""
     results_dir = Path(results_dir)
     record = metrics_record(result, model, dataset, labels)
-    write_curves(results_dir / "plots" / "curves.csv", result.history)
-    plot_curves(results_dir / "plots" / "curves.png", result.history, f"{model} on {dataset}")
+    metric = result.point.valid_metric
+    write_curves(results_dir / "plots" / "curves.csv", result.history, metric)
+    plot_curves(results_dir / "plots" / "curves.png", result.history, f"{model} on {dataset}", metric)
     write_json(results_dir / "metrics.json", record)
     write_json(report_path, {**record, **report, "history": result.history})
     return record

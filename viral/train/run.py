@@ -12,6 +12,7 @@ from viral.io import atomic_path
 from viral.models import model_class
 from viral.params import Params
 from viral.stage import StageError
+from viral.train.cpu import set_threads
 from viral.train.data import load_prepared_inputs
 from viral.train.loop import build_model, fit
 from viral.train.outputs import write_outputs
@@ -39,8 +40,9 @@ def run_train(params: Params, root: str | Path = ".") -> dict[str, Any]:
     dataset = params.dataset
     cls = model_class(params.model)
     config = resolved_model_config(params)
+    set_threads(params.train.threads)
     data = load_prepared_inputs(root / "data/prepared" / dataset, root / "data/features" / dataset,
-                                root / "data/graphs" / dataset, cls.requires)
+                                root / "data/graphs" / dataset, cls.inputs_needed(config))
     model_dir = root / "models" / dataset
     model_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -52,9 +54,11 @@ def run_train(params: Params, root: str | Path = ".") -> dict[str, Any]:
     with atomic_path(model_dir / "best.pt") as tmp:
         torch.save({"model": params.model, "config": dataclasses.asdict(config),
                     "state_dict": model.state_dict()}, tmp)
-    report = {"seed": params.seed, "device": result.device, "stopped_early": result.stopped_early,
-              "model_config": dataclasses.asdict(config), "train": dataclasses.asdict(params.train)}
-    labels = {"seed": params.seed, "data_seed": params.data_seed, "visual": params.visual, **model.summary()}
+    report = {"seed": params.seed, "data_seed": params.data_seed, "device": result.device,
+              "stopped_early": result.stopped_early, "model_config": dataclasses.asdict(config),
+              "train": dataclasses.asdict(params.train), "training_point": dataclasses.asdict(result.point)}
+    labels = {"seed": params.seed, "data_seed": params.data_seed, "visual": params.visual,
+              "valid_metric": result.point.valid_metric, **model.summary()}
     record = write_outputs(result, root / "results", model_dir / "report.json", params.model, dataset, report,
                            labels)
     log.info("best epoch %d of %d: valid recall@20 %.4f, test recall@20 %.4f", record["best_epoch"],
