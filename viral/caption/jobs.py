@@ -108,7 +108,7 @@ def plan_captions(config: CaptionConfig, seed: int, dataset: str, items: list[It
         plan.caches[prompt] = CaptionCache(Path(config.cache_dir) / dataset / prompt)
         plan.cached[prompt] = plan.caches[prompt].load()
         plan.jobs[prompt] = []
-    todo: dict[str, Job] = {}
+    todo: dict[tuple[str, str], Job] = {}  # (prompt, key): each prompt has its own cache
     for item in items:
         if item.item_id not in index.location:
             plan.without_image.append(item)
@@ -124,8 +124,8 @@ def plan_captions(config: CaptionConfig, seed: int, dataset: str, items: list[It
             job = Job(item, prompt, key, text, sha, shard, row)
             plan.jobs[prompt].append(job)
             # Items with the same image and rendered prompt (size variants of one product) share one generation.
-            if key not in plan.cached[prompt] and key not in todo:
-                todo[key] = job
+            if key not in plan.cached[prompt] and (prompt, key) not in todo:
+                todo[prompt, key] = job
     plan.todo = sorted(todo.values(), key=lambda job: (job.shard, job.row, plan.prompts.index(job.prompt)))
     for prompt in config.prompts:
         cached = sum(job.key in plan.cached[prompt] for job in plan.jobs[prompt])

@@ -26,7 +26,7 @@ import contextlib
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -35,7 +35,7 @@ from viral.caption.backend import CaptionRequest, Generation, make_captioner, sa
 from viral.caption.config import CaptionConfig, RayConfig
 from viral.caption.feed import decode_failure
 from viral.caption.geometry import image_from_pixels, prepare_image
-from viral.caption.jobs import ImageIndex, Plan
+from viral.caption.jobs import ImageIndex, Job, Plan
 from viral.caption.writer import ResultWriter
 from viral.stage import StageError
 
@@ -45,15 +45,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_SCHEMA = pa.schema(
-    [("itemID", pa.int64()), ("key", pa.string()), ("text", pa.string()), ("chat", pa.string()),
+    [("itemID", pa.int64()), ("job", pa.int64()), ("text", pa.string()), ("chat", pa.string()),
      ("image_id", pa.string())]
 )  # fmt: skip
 PREPARED_SCHEMA = pa.schema(
-    [("key", pa.string()), ("text", pa.string()), ("chat", pa.string()), ("image_id", pa.string()),
+    [("job", pa.int64()), ("text", pa.string()), ("chat", pa.string()), ("image_id", pa.string()),
      ("pixels", pa.large_binary()), ("width", pa.int32()), ("height", pa.int32()), ("error", pa.string())]
 )  # fmt: skip
 RESULT_SCHEMA = pa.schema(
-    [("key", pa.string()), ("description", pa.string()), ("prompt_tokens", pa.int32()),
+    [("job", pa.int64()), ("description", pa.string()), ("prompt_tokens", pa.int32()),
      ("generated_tokens", pa.int32()), ("finish_reason", pa.string()), ("error", pa.string())]
 )  # fmt: skip
 NOT_RETURNED = "no result from the Ray pipeline (image decode failed on a worker: see the Ray worker logs)"
@@ -94,15 +94,16 @@ def connected(config: RayConfig) -> Iterator["ModuleType"]:
         ray.shutdown()
 
 
-def jobs_table(plan: Plan, chat) -> pa.Table:
-    """The to-do list as a table (what the workers need to build requests); `chat` renders the chat text."""
+def jobs_table(plan: Plan, chat: Callable[[str], str] | None) -> pa.Table:
+    """The to-do list as a table (what the workers need to build requests); `chat` renders the full
+    chat text where the engine needs it pre-rendered (vLLM), else the column is empty."""
     todo = plan.todo
     return pa.table(
         {
             "itemID": [job.item.item_id for job in todo],
-            "key": [job.key for job in todo],
+            "job": list(range(len(todo))),  # position in plan.todo: what results come back with
             "text": [job.text for job in todo],
-            "chat": [chat(job.text) for job in todo],
+            "chat": [chat(job.text) if chat else "" for job in todo],
             "image_id": [job.image_sha256 for job in todo],
         },
         schema=JOB_SCHEMA,
@@ -140,9 +141,9 @@ def drop_failed(batch: pa.Table) -> pa.Table:
     return batch.filter(pc.is_null(batch.column("error")))
 
 
-def result_row(key: str, generation: Generation) -> dict:
+def result_row(job: int, generation: Generation) -> dict:
     return dict(
-        key=key, description=generation.text, prompt_tokens=generation.prompt_tokens,
+        job=job, description=generation.text, prompt_tokens=generation.prompt_tokens,
         generated_tokens=generation.generated_tokens, finish_reason=generation.finish_reason, error=generation.error,
     )  # fmt: skip
 
@@ -168,9 +169,9 @@ class TransformersReplica:
             CaptionRequest(row["image_id"], row["text"], image_from_pixels(row["pixels"], row["width"], row["height"]))
             for row in ok
         ]
-        generated = dict(zip((row["key"] for row in ok), self.captioner.generate(requests)))
+        generated = dict(zip((row["job"] for row in ok), self.captioner.generate(requests)))
         results = [
-            result_row(row["key"], generated[row["key"]] if row["error"] is None else Generation.failed(row["error"]))
+            result_row(row["job"], generated[row["job"]] if row["error"] is None else Generation.failed(row["error"]))
             for row in rows
         ]
         return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
@@ -180,7 +181,7 @@ def engine_request(row: dict, sampling: dict) -> dict:
     """ray.data.llm preprocess: the row the vLLM engine stage reads (prompt, multimodal data, sampling)."""
     image = image_from_pixels(row["pixels"], row["width"], row["height"])
     return dict(
-        key=row["key"],
+        job=row["job"],
         prompt=row["chat"],
         multimodal_data={"image": image},
         multimodal_uuids={"image": row["image_id"]},
@@ -192,7 +193,7 @@ def engine_result(row: dict, max_tokens: int) -> dict:
     """ray.data.llm postprocess. Its output has no finish reason: a full `max_tokens` counts as `length`."""
     generated = int(row["num_generated_tokens"])
     return dict(
-        key=row["key"], description=str(row["generated_text"]).strip(), prompt_tokens=int(row["num_input_tokens"]),
+        job=row["job"], description=str(row["generated_text"]).strip(), prompt_tokens=int(row["num_input_tokens"]),
         generated_tokens=generated, finish_reason="length" if generated >= max_tokens else "stop", error=None,
     )  # fmt: skip
 
@@ -236,22 +237,23 @@ def vllm_processor(config: CaptionConfig, seed: int, count: int):
     )
 
 
-def caption_with_ray(config: CaptionConfig, seed: int, plan: Plan, index: ImageIndex, writer: ResultWriter) -> float:
-    """Generate `plan.todo` on Ray, saving results as they stream back; return the pipeline's seconds."""
-    chat = lambda text: ""  # noqa: E731  (the transformers engine renders its own chat text)
+def caption_with_ray(
+    config: CaptionConfig, seed: int, plan: Plan, index: ImageIndex, writer: ResultWriter
+) -> dict[str, float]:
+    """Generate `plan.todo` on Ray, saving results as they stream back; return the timings (`stream_results`)."""
+    chat = None  # the transformers engine renders its own chat text
     if config.uses_vllm:
         from viral.caption.prompts import render_chat
         from viral.caption.qwen_processor import load_processor
 
         chat = functools.partial(render_chat, load_processor(config.model))
-    jobs = {job.key: job for job in plan.todo}
     table = jobs_table(plan, chat)
     # Absolute: workers do not share this process's working directory (on a cluster, a shared filesystem).
     shards = sorted({str(index.shards[job.shard].resolve()) for job in plan.todo})
     with connected(config.ray) as ray:
         ray.data.DataContext.get_current().enable_progress_bars = False  # our own tqdm counts results
         count = replicas(config, ray.cluster_resources())
-        log.info("caption on Ray: %d jobs from %d image shards, %d %s replicas", len(jobs), len(shards), count,
+        log.info("caption on Ray: %d jobs from %d image shards, %d %s replicas", len(plan.todo), len(shards), count,
                  config.engine)  # fmt: skip
         ds = ray.data.read_parquet(shards, columns=["itemID", "image"])
         ds = ds.map_batches(prepare_rows, batch_format="pyarrow",
@@ -267,26 +269,29 @@ def caption_with_ray(config: CaptionConfig, seed: int, plan: Plan, index: ImageI
                 batch_size=config.ray.batch_size, compute=ray.data.ActorPoolStrategy(size=count),
                 num_cpus=config.ray.cpus_per_replica, num_gpus=config.ray.gpus_per_replica,
             )  # fmt: skip
-        start = time.perf_counter()
-        seconds = stream_results(ds, jobs, writer, config.shard_items)
-    log.info("caption on Ray: %d results in %.1f s", len(jobs), time.perf_counter() - start)
-    return seconds
+        return stream_results(ds, plan.todo, writer, config.shard_items)
 
 
-def stream_results(ds, jobs: dict, writer: ResultWriter, every: int) -> float:
-    """Consume the pipeline, saving a cache part per prompt every `every` results; return the seconds."""
+def stream_results(ds, jobs: list[Job], writer: ResultWriter, every: int) -> dict[str, float]:
+    """Consume the pipeline, saving a cache part per prompt every `every` results; return its timings:
+    seconds in all, and until the first batch of results (replicas starting, loading the model) with its size."""
     start = time.perf_counter()
-    seen: set[str] = set()
+    first, first_results = None, 0
+    seen: set[int] = set()
     pending: list = []
     with tqdm(total=len(jobs), unit="generation", desc="caption (ray)") as progress:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            if first is None:
+                first, first_results = time.perf_counter() - start, batch.num_rows
             for row in batch.to_pylist():
-                seen.add(row["key"])
-                pending.append((jobs[row["key"]], generation_of(row)))
+                seen.add(row["job"])
+                pending.append((jobs[row["job"]], generation_of(row)))
             progress.update(batch.num_rows)
             if len(pending) >= every:
                 writer.record(pending)
                 pending = []
-        pending.extend((job, Generation.failed(NOT_RETURNED)) for key, job in jobs.items() if key not in seen)
+        pending.extend((job, Generation.failed(NOT_RETURNED)) for i, job in enumerate(jobs) if i not in seen)
         writer.record(pending)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    log.info("caption on Ray: %d results in %.1f s, the first after %.1f s", len(seen), seconds, first or seconds)
+    return dict(generate_seconds=seconds, first_result_seconds=first or seconds, first_results=first_results)

@@ -101,13 +101,14 @@ def caption_with_model(
     index = index_images(Path("data/images") / params.dataset)
     plan = plan_captions(config, seed, params.dataset, items, index)
     writer = ResultWriter(plan.caches, plan.prompt_hashes, config.engine, config.model)
-    seconds = 0.0
+    timings = dict(generate_seconds=0.0)
     if plan.todo and config.backend == "ray":
         from viral.caption.ray_backend import caption_with_ray
 
-        seconds = caption_with_ray(config, seed, plan, index, writer)
+        timings = caption_with_ray(config, seed, plan, index, writer)
     elif plan.todo:
-        seconds = caption_locally(config, seed, plan.todo, ImageReader(index), writer, make)
+        timings["generate_seconds"] = caption_locally(config, seed, plan.todo, ImageReader(index), writer, make)
+    seconds = timings["generate_seconds"]
     for cache in plan.caches.values():
         cache.compact()
 
@@ -122,6 +123,7 @@ def caption_with_model(
         generate_seconds=round(seconds, 3),
         items_per_s=round(generations / seconds, 3) if seconds else 0.0,  # generations per second
         generated_tokens_per_s=round(new_tokens / seconds, 3) if seconds else 0.0,
+        **{name: round(value, 3) for name, value in timings.items() if name != "generate_seconds"},
     )
     results = {}
     for prompt in plan.prompts:
