@@ -131,19 +131,20 @@ def test_killed_run_resumes_with_only_the_rest_and_the_same_files(dataset, tiny_
         assert read(prompt).equals(reference[prompt])
 
 
-def test_the_next_chunk_is_decoded_while_the_current_one_generates(dataset, tiny_params, monkeypatch):
+def test_the_next_chunk_is_decoded_while_the_current_one_generates(dataset, tiny_params, monkeypatch, fx):
     import threading
 
     import viral.caption.feed as feed
 
+    images = fx.default_images()
     decoded = []
-    next_chunk_started = threading.Event()
+    item_2_decoded = threading.Event()
     real_prepare = feed.prepare_image
 
     def prepare(data, max_pixels):
         decoded.append(data)
-        if len(decoded) > 2:  # chunk 1 (3 jobs) needs 2 images; a third image belongs to chunk 2
-            next_chunk_started.set()
+        if data == images[2]:
+            item_2_decoded.set()
         return real_prepare(data, max_pixels)
 
     monkeypatch.setattr(feed, "prepare_image", prepare)
@@ -153,12 +154,13 @@ def test_the_next_chunk_is_decoded_while_the_current_one_generates(dataset, tiny
         backend, model = "transformers", "m"
 
         def generate(self, requests):
-            if not waited:  # inside the first generate call, chunk 2 must get decoded without us returning
-                waited.append(next_chunk_started.wait(timeout=60))
+            if not waited:  # chunk 1 is item 0 (title, plain) and item 1 (title); item 2 is in chunk 2
+                waited.append(item_2_decoded.wait(timeout=60))
             return [Generation("text", 1, 1, "stop") for _ in requests]
 
-    run_caption(tiny_params(), make=lambda config, seed: Waiting())
-    assert waited == [True]
+    run_caption(tiny_params(), make=lambda config, seed: Waiting())  # shard_items=3
+    assert waited == [True]  # chunk 2 was decoded while chunk 1 was inside generate
+    assert decoded.count(images[0]) == 1  # one decode serves both prompts of an image in a chunk
 
 
 def test_editing_the_title_template_invalidates_only_that_prompt(dataset, tiny_params, tmp_path):
