@@ -49,9 +49,6 @@ def test_every_uncached_metric_and_plot_is_tracked_by_git():
 
 def test_each_stage_run_report_is_a_declared_uncached_metric():
     metrics = declared("metrics")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    expected = {"prepare": "prepare", "images": "images", "encode": "encode",
-                **{f"caption@{prompt}": f"caption/{prompt}" for prompt in params["caption"]["prompts"]}}
-    for stage, report in expected.items():
-        path = run_report_path(report).as_posix()
+    for stage in ("prepare", "images", "caption", "encode", "graphs"):
+        path = run_report_path(stage).as_posix()
         assert metrics.get(stage, {}).get(path) == {"cache": False}, f"{stage}: declare {path} (cache: false)"

@@ -47,7 +47,7 @@ def params(tmp_path, monkeypatch, minilm):
 STAGES = [
     ("prepare", lambda p: run_prepare(p), "data/prepared/synthetic", "prepare"),
     ("images", lambda p: run_images(p), "data/images/synthetic", "images"),
-    ("caption", lambda p: run_caption(p, "title"), "data/captions/synthetic", "caption/title"),
+    ("caption", run_caption, "data/captions/synthetic", "caption"),
     ("encode", lambda p: encode_run.run_encode(p), "data/features/synthetic", "encode"),
 ]
 
