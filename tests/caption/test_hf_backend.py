@@ -1,5 +1,5 @@
 """transformers backend on the tiny Qwen2.5-VL: batching is invisible (left padding, order), token
-accounting matches the processor, one broken request fails alone."""
+accounting matches the processor, one broken request fails alone (bisected), the processor keeps our grid."""
 from __future__ import annotations
 
 import pytest
@@ -54,7 +54,7 @@ def test_token_accounting(captioners):
 def test_a_broken_request_fails_alone(captioners):
     batched, _ = captioners
     items = requests()
-    # Qwen's resize rejects aspect ratios above 200: the batch fails, then each item is retried alone.
+    # Qwen's processor rejects aspect ratios above 200: the batch fails and is bisected down to the item.
     items[2] = CaptionRequest("bad", "x", Image.new("RGB", (28 * 250, 28)))
     results = batched.generate(items)
     assert results[2].error and "ValueError" in results[2].error and results[2].finish_reason == "error"
@@ -63,7 +63,7 @@ def test_a_broken_request_fails_alone(captioners):
 
 
 def test_unloadable_model_is_one_line(tmp_path):
-    with pytest.raises(StageError, match=r"caption.model '.*nothing': cannot load it \(OSError"):
+    with pytest.raises(StageError, match=r"caption.model '.*nothing': cannot load its processor \(OSError"):
         TransformersCaptioner(str(tmp_path / "nothing"), Sampling(4, 0.0, 1.0, 0), device="cpu")
 
 
@@ -74,3 +74,11 @@ def test_missing_gpu_is_one_line(tiny_model):
         pytest.skip("a GPU is present")
     with pytest.raises(StageError, match="no CUDA GPU is visible"):
         TransformersCaptioner(str(tiny_model), Sampling(4, 0.0, 1.0, 0), device="cuda")
+
+
+def test_an_image_the_processor_would_resize_fails_with_the_reason(captioners):
+    batched, _ = captioners
+    off_grid = CaptionRequest("odd", "Describe it.", Image.new("RGB", (100, 70)))  # not multiples of 28
+    (result,) = batched.generate([off_grid])
+    assert result.finish_reason == "error"
+    assert "the model's processor resized a 100x70 image to 112x56" in result.error

@@ -1,7 +1,9 @@
 """vllm backend around a fake `LLM` (no vLLM or GPU here): engine and sampling arguments, prompts,
-one generate call per chunk, result order, per-item and whole-call errors, missing vllm / GPU."""
+one engine and one generate call per chunk for both prompts, result order, per-item and whole-call
+errors (bisected), batch-invariant mode, missing vllm / GPU."""
 from __future__ import annotations
 
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -32,8 +34,8 @@ class RequestOutput:
 class FakeLLM:
     """Answers each prompt with text derived from it, so a reordering would show."""
 
-    def __init__(self, engine: dict, sampling: dict, finish_reason: str = "stop"):
-        self.engine, self.sampling = engine, sampling
+    def __init__(self, engine: dict, sampling: dict, env: dict, finish_reason: str = "stop"):
+        self.engine, self.sampling, self.env = engine, sampling, env
         self.calls: list[list[dict]] = []
         self.finish_reason = finish_reason
 
@@ -49,8 +51,8 @@ class FakeLLM:
 
 
 def fake_factory(holder: list, **kwargs):
-    def factory(engine: dict, sampling: dict):
-        llm = FakeLLM(engine, sampling, **kwargs)
+    def factory(engine: dict, sampling: dict, env: dict):
+        llm = FakeLLM(engine, sampling, env, **kwargs)
         holder.append(llm)
         return llm, sampling
 
@@ -69,8 +71,10 @@ def test_engine_sampling_and_prompts(tiny_params):
     (llm,) = holder
     assert llm.engine == dict(
         model=params.caption.model, tensor_parallel_size=2, gpu_memory_utilization=0.8, max_model_len=4096,
-        limit_mm_per_prompt={"image": 1, "video": 0}, mm_processor_kwargs={"max_pixels": 50176}, seed=params.data_seed,
+        max_num_seqs=512, max_num_batched_tokens=16384, enable_prefix_caching=True,
+        limit_mm_per_prompt={"image": 1, "video": 0}, seed=params.data_seed,
     )  # fmt: skip
+    assert llm.env == {}  # batch-invariant mode is off by default
     assert llm.sampling == dict(max_tokens=6, temperature=0.0, repetition_penalty=1.05)  # greedy: no seed
     (prompts,) = llm.calls
     for i, prompt in enumerate(prompts):
@@ -121,29 +125,52 @@ def test_a_request_that_breaks_the_call_fails_alone(tiny_params):
     assert results[1].error == "ValueError: prompt length 5000 exceeds max_model_len 4096"
 
 
-def test_stage_runs_one_engine_and_one_generate_call_per_chunk(dataset, tiny_params):
-    params = tiny_params(backend="vllm", shard_items=3)
+def test_stage_runs_one_engine_for_both_prompts_and_one_generate_call_per_chunk(dataset, tiny_params):
+    params = tiny_params(backend="vllm", shard_items=6)
     holder: list = []
+
     def make(config, seed):
         return VllmCaptioner(config, sampling_from(config, seed), fake_factory(holder))
 
-    report = run_caption(params, "title", make=make)
-    (llm,) = holder
-    assert [len(call) for call in llm.calls] == [3, 3, 2]
-    rows = pq.read_table("data/captions/synthetic/title.parquet").to_pylist()
-    for call in llm.calls:
-        for prompt in call:
-            assert "Soft baby blanket number" in prompt["prompt"]
-    ok = [row for row in rows if row["status"] == "ok"]
-    assert [row["itemID"] for row in ok] == [0, 1, 2, 4, 5, 6, 8, 9]
-    assert all(row["description"].startswith("caption of ") and row["backend"] == "vllm" for row in ok)
-    assert len({row["description"] for row in ok}) == len(ok) == report["captioned"]
+    reports = run_caption(params, make=make)
+    (llm,) = holder  # one engine for title and plain
+    assert [len(call) for call in llm.calls] == [6, 6, 4]  # 8 images x 2 prompts in chunks of 6
+    prompts = [prompt for call in llm.calls for prompt in call]
+    for title, plain in zip(prompts[::2], prompts[1::2]):  # an image's two requests side by side
+        assert title["multi_modal_uuids"] == plain["multi_modal_uuids"]
+        assert "Soft baby blanket number" in title["prompt"] and "Soft baby blanket" not in plain["prompt"]
+    for prompt in ("title", "plain"):
+        rows = pq.read_table(f"data/captions/synthetic/{prompt}.parquet").to_pylist()
+        ok = [row for row in rows if row["status"] == "ok"]
+        assert [row["itemID"] for row in ok] == [0, 1, 2, 4, 5, 6, 8, 9]
+        assert all(row["description"].startswith("caption of ") and row["backend"] == "vllm" for row in ok)
+        assert len({row["description"] for row in ok}) == len(ok) == reports[prompt]["captioned"]
+
+
+def test_batch_invariant_mode_reaches_the_engine_environment(tiny_params, monkeypatch):
+    params = tiny_params(backend="vllm", batch_invariant=True)
+    holder: list = []
+    VllmCaptioner(params.caption, sampling_from(params.caption, 0), fake_factory(holder))
+    assert holder[0].env == {"VLLM_BATCH_INVARIANT": "1"}
+
+    seen = {}
+    fake = types.ModuleType("vllm")
+    fake.LLM = lambda **kwargs: seen.setdefault("env", os.environ.get("VLLM_BATCH_INVARIANT"))
+    fake.SamplingParams = lambda **kwargs: kwargs
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT", raising=False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    vllm_engine({"model": "m"}, {}, {"VLLM_BATCH_INVARIANT": "1"})
+    assert seen["env"] == "1"  # set before the engine starts
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT")
 
 
 def test_missing_vllm_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(StageError, match=r"needs the vllm package .*pip install 'viral\[vlm\]'"):
-        vllm_engine({}, {})
+        vllm_engine({}, {}, {})
 
 
 def test_missing_gpu_is_one_line(monkeypatch):
@@ -154,4 +181,4 @@ def test_missing_gpu_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(StageError, match="needs a CUDA GPU"):
-        vllm_engine({}, {})
+        vllm_engine({}, {}, {})

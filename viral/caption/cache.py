@@ -2,8 +2,10 @@
 
 Layout: `<cache_dir>/<dataset>/<prompt>/part-<random>.parquet`, each a table of finished captions
 keyed by `caption_key(...)`, a hash of everything that changes the output: image bytes hash,
-rendered instruction (template + title), backend, model, sampling and pixel cap. Nothing else (batch
-size, shard size, item order) is in the key, so those can change freely. The cache is not a DVC
+rendered instruction (template + title), engine (transformers | vllm: the `ray` backend writes the
+keys of the engine it runs), model, sampling, pixel cap and image geometry. Nothing else (batch size,
+shard size, item order, executor) is in the key, so those can change freely and a run resumes across
+backends that share an engine. The cache is not a DVC
 output on purpose: DVC deletes a stage's outputs before running it, which would lose the shards.
 Parts are written to a temporary name and renamed, so a killed run leaves only whole parts.
 """
@@ -19,6 +21,7 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from viral.caption.geometry import GEOMETRY
 from viral.caption.output import OUTPUT_SCHEMA
 from viral.io import write_parquet
 
@@ -36,8 +39,9 @@ def caption_key(
     *, image_sha256: str, prompt_text: str, backend: str, model: str, sampling: dict, max_pixels: int
 ) -> str:
     fields = dict(
-        image=image_sha256, prompt=prompt_text, backend=backend, model=model, sampling=sampling, max_pixels=max_pixels
-    )
+        image=image_sha256, prompt=prompt_text, backend=backend, model=model, sampling=sampling, max_pixels=max_pixels,
+        geometry=GEOMETRY,
+    )  # fmt: skip
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
 
 

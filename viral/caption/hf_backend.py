@@ -1,13 +1,17 @@
 """`transformers` backend: any Hugging Face image-text-to-text model, batched with left padding.
 
 Requests are sorted by image size before batching so that images of similar visual-token count
-share a batch (less padding); results are put back in request order.
+share a batch (less padding); results are put back in request order. A batch that raises is bisected
+until the failing request stands alone. Images arrive already on Qwen2.5-VL's grid
+(`viral.caption.geometry`); for Qwen models each batch checks that the processor kept them as they are,
+so the visual-token count is the one every other backend uses.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line, isolate_failures
+from viral.caption.backend import CaptionRequest, Generation, Sampling, bisect_failures, first_line
+from viral.caption.geometry import PATCH
 from viral.caption.prompts import render_chat
 from viral.stage import StageError
 
@@ -27,22 +31,20 @@ class TransformersCaptioner:
 
     def __init__(self, model: str, sampling: Sampling, *, batch_size: int = 8, device: str = "auto"):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
-        import viral.caption.qwen_processor  # noqa: F401  (registers the torchvision-free processor)
+        from viral.caption.qwen_processor import load_processor
 
         self.model = model
         self.sampling = sampling
         self.batch_size = batch_size
         self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.processor = load_processor(model)
         try:
-            self.processor = AutoProcessor.from_pretrained(model)
             self.net = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(self.device).eval()
         except (OSError, ValueError, KeyError) as err:
             raise StageError(f"caption.model {model!r}: cannot load it ({first_line(err)})") from None
-        if not hasattr(self.processor, "image_processor"):
-            raise StageError(f"caption.model {model!r}: its processor has no image processor (text-only model?)")
         self.processor.tokenizer.padding_side = "left"
         eos = self.net.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
@@ -60,6 +62,7 @@ class TransformersCaptioner:
 
         texts = [render_chat(self.processor, r.text) for r in requests]
         inputs = self.processor(text=texts, images=[r.image for r in requests], padding=True, return_tensors="pt")
+        check_grid(inputs, requests)
         inputs = inputs.to(self.device)
         if not self.sampling.greedy:
             torch.manual_seed(self.sampling.seed)
@@ -80,6 +83,19 @@ class TransformersCaptioner:
         results: list[Generation | None] = [None] * len(requests)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for i, generation in zip(chunk, isolate_failures(self._batch, [requests[i] for i in chunk])):
+            for i, generation in zip(chunk, bisect_failures(self._batch, [requests[i] for i in chunk])):
                 results[i] = generation
         return results
+
+
+def check_grid(inputs, requests: Sequence[CaptionRequest]) -> None:
+    """Qwen processors report each image's patch grid: it must be the image's own size, not a resize."""
+    grids = inputs.get("image_grid_thw")
+    if grids is None:
+        return
+    for request, (_, rows, cols) in zip(requests, grids.tolist()):
+        if (cols * PATCH, rows * PATCH) != request.image.size:
+            raise StageError(
+                f"the model's processor resized a {request.image.width}x{request.image.height} image to "
+                f"{cols * PATCH}x{rows * PATCH}: caption.max_pixels exceeds the processor's own max_pixels"
+            )

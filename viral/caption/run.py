@@ -1,90 +1,60 @@
-"""The caption stage: items + images + a prompt in, `data/captions/<dataset>/<prompt>.parquet` out.
+"""The caption stage: items + images + prompts in, `data/captions/<dataset>/<prompt>.parquet` out.
 
-Model backends (`transformers`, `vllm`) go through the content cache: items whose key is cached are
-reused, the rest are captioned in chunks of `caption.shard_items`, and each finished chunk is saved
-as a cache part before the next starts, so an interrupted run resumes where it stopped and a rerun
-with nothing changed generates nothing (the model is not even loaded). `precomputed` imports a file.
+One run produces every prompt in `caption.prompts` (one table and one report each): model backends
+load the model once and caption both prompts of each image together. They go through the content
+cache: jobs whose key is cached are reused, the rest are generated in chunks of `caption.shard_items`
+generations (an item's prompts side by side), and each finished chunk is saved as cache parts before the next starts, so an interrupted run
+resumes where it stopped and a rerun with nothing changed generates nothing (the model is not even
+loaded). `transformers` / `vllm` run in this process (`caption_locally`); `ray` runs the same engines
+on a Ray cluster (`viral.caption.ray_backend`). `precomputed` imports files.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from viral.caption.backend import (
-    Captioner,
-    CaptionRequest,
-    Generation,
-    first_line,
-    make_captioner,
-    prepare_image,
-    sampling_from,
-)
-from viral.caption.cache import CaptionCache, caption_key
+from viral.caption.backend import Captioner, Generation, make_captioner, sampling_from
 from viral.caption.config import CaptionConfig
+from viral.caption.feed import ChunkPreparer, prefetched
+from viral.caption.jobs import ImageReader, Item, Job, Plan, index_images, plan_captions, read_items
 from viral.caption.output import empty_row, output_table
-from viral.caption.precomputed import read_descriptions
-from viral.caption.prompts import load_templates, render, template_for, text_hash
-from viral.data.images import load_images
-from viral.io import write_json, write_parquet
+from viral.caption.precomputed import check_coverage, read_descriptions
+from viral.caption.provenance import engine_settings, library_versions
+from viral.caption.writer import ResultWriter
+from viral.io import atomic_dir, write_parquet
 from viral.params import Params
+from viral.run_report import write_run_report
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
 
 CaptionerFactory = Callable[[CaptionConfig, int], Captioner]
-# Stop early (keeping the cache) when this many items failed and none succeeded: a broken setup, not bad items.
-SYSTEMATIC_FAILURES = 8
 
 
-@dataclass(frozen=True)
-class Item:
-    item_id: int
-    asin: str
-    title: str
-
-
-@dataclass(frozen=True)
-class Job:
-    item: Item
-    key: str
-    text: str
-    image_row: int  # row of the item's image in the images table
-    image_sha256: str
-
-
-def read_items(prepared_dir: Path) -> list[Item]:
-    path = prepared_dir / "items.parquet"
-    if not path.is_file():
-        raise StageError(f"{path}: not found (run the prepare stage first)")
-    table = pq.read_table(path, columns=["itemID", "asin", "title"]).sort_by("itemID")
-    return [Item(int(i), a, t or "") for i, a, t in zip(*(table.column(c).to_pylist() for c in table.column_names))]
-
-
-def run_caption(params: Params, prompt: str, make: CaptionerFactory = make_captioner) -> dict:
-    """Write the caption table and its report for `prompt`; return the report."""
+def run_caption(params: Params, make: CaptionerFactory = make_captioner) -> dict[str, dict]:
+    """Write the caption table and report of every prompt in `caption.prompts`; return prompt -> report."""
     config = params.caption
-    if prompt not in config.prompts:
-        raise StageError(f"prompt {prompt!r} is not in caption.prompts ({', '.join(config.prompts)})")
     start = time.perf_counter()
     items = read_items(Path("data/prepared") / params.dataset)
     if config.backend == "precomputed":
-        rows, report, provenance = import_precomputed(config, params.dataset, prompt, items)
+        results = {prompt: import_precomputed(config, params.dataset, prompt, items) for prompt in config.prompts}
     else:
-        rows, report, provenance = caption_with_model(params, prompt, items, make)
-    out_dir = Path("data/captions") / params.dataset
-    write_parquet(out_dir / f"{prompt}.parquet", output_table(rows, provenance))
-    report = dict(prompt=prompt, backend=config.backend, model=provenance["model"], **report)
-    report["wall_seconds"] = round(time.perf_counter() - start, 3)
-    write_json(out_dir / f"{prompt}.report.json", report)
-    log.info("caption %s: %s", prompt, {k: v for k, v in report.items() if k not in ("prompt", "model")})
-    return report
+        results = caption_with_model(params, items, make)
+    reports = {}
+    # The folder holds exactly this run's prompts, replaced whole (never half old, half new).
+    with atomic_dir(Path("data/captions") / params.dataset) as out_dir:
+        for prompt, (rows, report, provenance) in results.items():
+            write_parquet(out_dir / f"{prompt}.parquet", output_table(rows, provenance))
+            reports[prompt] = dict(prompt=prompt, backend=config.backend, model=provenance["model"], **report)
+            log.info("caption %s: %s", prompt, {k: v for k, v in report.items() if k not in ("prompt", "model")})
+    # Outside the output: its timings must not re-run encode.
+    write_run_report("caption", {"wall_seconds": round(time.perf_counter() - start, 3), "prompts": reports})
+    return reports
 
 
 def import_precomputed(
@@ -104,9 +74,7 @@ def import_precomputed(
             row["description"] = text
             matched.add(key)
         rows.append(row)
-    if descriptions.text and not matched:
-        count = f"{len(descriptions.text)} {descriptions.key}s"
-        raise StageError(f"{path}: none of its {count} match an item of dataset {dataset}")
+    check_coverage(path, descriptions, len(matched), len(items), dataset, config.min_coverage)
     report = dict(
         items=len(items),
         captioned=len(matched),
@@ -124,144 +92,116 @@ def import_precomputed(
 
 
 def caption_with_model(
-    params: Params, prompt: str, items: list[Item], make: CaptionerFactory
-) -> tuple[list[dict], dict, dict]:
+    params: Params, items: list[Item], make: CaptionerFactory
+) -> dict[str, tuple[list[dict], dict, dict]]:
     config = params.caption
-    template = template_for(load_templates(config.prompt_file), prompt, config.prompt_file)
-    prompt_hash = text_hash(template)
-    sampling = sampling_from(config, params.data_seed)
-    try:
-        images = load_images(Path("data/images") / params.dataset)
-    except FileNotFoundError as err:
-        raise StageError(str(err)) from None
-    image_rows = {item_id: row for row, item_id in enumerate(images.column("itemID").to_pylist())}
-    shas = images.column("sha256").to_pylist()
+    seed = params.data_seed
+    index = index_images(Path("data/images") / params.dataset)
+    plan = plan_captions(config, seed, params.dataset, items, index)
+    writer = ResultWriter(plan.caches, plan.prompt_hashes, config.engine, config.model)
+    timings = dict(generate_seconds=0.0)
+    if plan.todo and config.backend == "ray":
+        from viral.caption.ray_backend import caption_with_ray
 
-    jobs, rows = [], {}
-    for item in items:
-        if item.item_id not in image_rows:
-            rows[item.item_id] = empty_row(
-                item.item_id, item.asin, "missing_image", config.backend, config.model, prompt_hash
-            )
-            continue
-        row = image_rows[item.item_id]
-        text = render(template, item.title)
-        key = caption_key(
-            image_sha256=shas[row], prompt_text=text, backend=config.backend, model=config.model,
-            sampling=sampling.key(), max_pixels=config.max_pixels,
-        )  # fmt: skip
-        jobs.append(Job(item, key, text, row, shas[row]))
+        timings = caption_with_ray(config, seed, plan, index, writer)
+    elif plan.todo:
+        timings["generate_seconds"] = caption_locally(config, seed, plan.todo, ImageReader(index), writer, make)
+    seconds = timings["generate_seconds"]
+    for cache in plan.caches.values():
+        cache.compact()
 
-    cache = CaptionCache(Path(config.cache_dir) / params.dataset / prompt)
-    cached = cache.load()
-    from_cache = sum(job.key in cached for job in jobs)
-    # Items with the same image and rendered prompt (e.g. size variants of one product) share one generation.
-    todo = list({job.key: job for job in reversed(jobs) if job.key not in cached}.values())[::-1]
-    log.info(
-        "caption %s: %d items, %d with images, %d cached, %d generations to run",
-        prompt, len(items), len(jobs), from_cache, len(todo),
-    )  # fmt: skip
-    generated, seconds = _caption_todo(config, params.data_seed, todo, images, prompt_hash, cache, make)
-    cached.update(generated)
-    cache.compact()
-
-    for job in jobs:
-        item = job.item
-        if job.key in cached:
-            entry = cached[job.key]
-            fields = {name: value for name, value in entry.items() if name != "key"}
-            rows[item.item_id] = dict(itemID=item.item_id, asin=item.asin, status="ok", **fields)
-        else:
-            rows[item.item_id] = empty_row(item.item_id, item.asin, "failed", config.backend, config.model, prompt_hash)
-    new_tokens = sum(entry["generated_tokens"] for entry in generated.values())
-    failed = sum(row["status"] == "failed" for row in rows.values())
-    report = dict(
-        items=len(items),
-        captioned=len(jobs) - from_cache - failed,
-        from_cache=from_cache,
-        failed=failed,
-        missing_image=len(items) - len(jobs),
-        generations=len(generated),
+    settings = engine_settings(config, seed)
+    versions = library_versions()
+    generations = sum(len(entries) for entries in writer.generated.values())
+    new_tokens = sum(e["generated_tokens"] for entries in writer.generated.values() for e in entries.values())
+    # One engine serves every prompt, so speed is the run's (all prompts together), the same in each report.
+    run = dict(
+        prompts=plan.prompts,
+        run_generations=generations,
         generate_seconds=round(seconds, 3),
-        items_per_s=round(len(generated) / seconds, 3) if seconds else 0.0,  # generations per second
+        items_per_s=round(generations / seconds, 3) if seconds else 0.0,  # generations per second
         generated_tokens_per_s=round(new_tokens / seconds, 3) if seconds else 0.0,
-        prompt_hash=prompt_hash,
+        **{name: round(value, 3) for name, value in timings.items() if name != "generate_seconds"},
     )
-    provenance = dict(
-        prompt=prompt, template=template, backend=config.backend, model=config.model,
-        sampling=sampling.key(), max_pixels=config.max_pixels,
-    )  # fmt: skip
-    return list(rows.values()), report, provenance
-
-
-def _caption_todo(
-    config: CaptionConfig, seed: int, todo: list[Job], images: pa.Table, prompt_hash: str, cache: CaptionCache,
-    make: CaptionerFactory,
-) -> tuple[dict[str, dict], float]:
-    """Caption `todo` chunk by chunk, saving each chunk to the cache; return (new entries, seconds)."""
-    generated: dict[str, dict] = {}
-    failures: dict[int, str] = {}
-    if not todo:
-        return generated, 0.0
-    captioner = make(config, seed)
-    image_column = images.column("image")
-    seconds = 0.0
-    with tqdm(total=len(todo), unit="item", desc="caption") as progress:
-        for start in range(0, len(todo), config.shard_items):
-            chunk = todo[start : start + config.shard_items]
-            tick = time.perf_counter()
-            results = _caption_chunk(captioner, chunk, image_column, config.max_pixels)
-            elapsed = time.perf_counter() - tick
-            seconds += elapsed
-            entries = {}
-            for job, generation in zip(chunk, results):
-                if generation.error is None:
-                    entries[job.key] = _cache_entry(job.key, generation, captioner, prompt_hash)
-                else:
-                    failures[job.item.item_id] = generation.error
-                    if len(failures) <= 5:
-                        log.warning("item %d (%s) failed: %s", job.item.item_id, job.item.asin, generation.error)
-            if not generated and not entries and len(failures) >= SYSTEMATIC_FAILURES:
-                first = next(iter(failures.values()))
-                raise StageError(f"the first {len(failures)} items all failed; first error: {first}")
-            cache.append(entries.values())
-            generated.update(entries)
-            tokens = sum(entry["generated_tokens"] for entry in entries.values())
-            log.info(
-                "chunk of %d: %.1f items/s, %.1f generated tokens/s", len(chunk), len(chunk) / elapsed, tokens / elapsed
-            )
-            progress.update(len(chunk))
-    return generated, seconds
-
-
-def _caption_chunk(
-    captioner: Captioner, chunk: list[Job], image_column: pa.ChunkedArray, max_pixels: int
-) -> list[Generation]:
-    """Decode the chunk's images (a broken one fails alone), then one `generate` call for the rest."""
-    results: list[Generation | None] = [None] * len(chunk)
-    requests, positions = [], []
-    for position, job in enumerate(chunk):
-        data = image_column[job.image_row].as_py()
-        try:
-            image = prepare_image(data, max_pixels)
-        except Exception as err:  # PIL raises many types for damaged bytes
-            results[position] = Generation.failed(f"image decode: {first_line(err)}")
-            continue
-        requests.append(CaptionRequest(image_id=job.image_sha256, text=job.text, image=image))
-        positions.append(position)
-    for position, generation in zip(positions, captioner.generate(requests) if requests else []):
-        results[position] = generation
+    results = {}
+    for prompt in plan.prompts:
+        rows, report = prompt_rows(config, plan, writer, prompt, len(items))
+        report.update(run, generations=len(writer.generated[prompt]), prompt_hash=plan.prompt_hashes[prompt],
+                      engine_settings=settings, versions=versions)  # fmt: skip
+        provenance = dict(
+            prompt=prompt, template=plan.templates[prompt], backend=config.engine, model=config.model,
+            sampling=sampling_from(config, seed).key(), max_pixels=config.max_pixels, engine_settings=settings,
+            versions=versions,
+        )  # fmt: skip
+        results[prompt] = (rows, report, provenance)
     return results
 
 
-def _cache_entry(key: str, generation: Generation, captioner: Captioner, prompt_hash: str) -> dict:
-    return dict(
-        key=key,
-        description=generation.text,
-        backend=captioner.backend,
-        model=captioner.model,
-        prompt_hash=prompt_hash,
-        prompt_tokens=generation.prompt_tokens,
-        generated_tokens=generation.generated_tokens,
-        finish_reason=generation.finish_reason,
+def prompt_rows(
+    config: CaptionConfig, plan: Plan, writer: ResultWriter, prompt: str, n_items: int
+) -> tuple[list[dict], dict]:
+    """The table rows of one prompt (every item) and its counts."""
+    prompt_hash = plan.prompt_hashes[prompt]
+    cached, generated = plan.cached[prompt], writer.generated[prompt]
+    rows = [
+        empty_row(item.item_id, item.asin, "missing_image", config.engine, config.model, prompt_hash)
+        for item in plan.without_image
+    ]
+    from_cache = failed = 0
+    for job in plan.jobs[prompt]:
+        entry = cached.get(job.key) or generated.get(job.key)
+        if entry is None:
+            failed += 1
+            rows.append(empty_row(job.item.item_id, job.item.asin, "failed", config.engine, config.model, prompt_hash))
+            continue
+        from_cache += job.key in cached
+        fields = {name: value for name, value in entry.items() if name != "key"}
+        rows.append(dict(itemID=job.item.item_id, asin=job.item.asin, status="ok", **fields))
+    jobs = len(plan.jobs[prompt])
+    report = dict(
+        items=n_items,
+        captioned=jobs - from_cache - failed,
+        from_cache=from_cache,
+        failed=failed,
+        missing_image=len(plan.without_image),
     )
+    return rows, report
+
+
+def caption_locally(
+    config: CaptionConfig, seed: int, todo: list[Job], reader: ImageReader, writer: ResultWriter,
+    make: CaptionerFactory,
+) -> float:
+    """Generate `todo` in this process chunk by chunk, the next chunk decoded while this one generates;
+    return the seconds spent in `generate`."""
+    captioner = make(config, seed)
+    chunks = [todo[start : start + config.shard_items] for start in range(0, len(todo), config.shard_items)]
+    seconds = 0.0
+    with (
+        ThreadPoolExecutor(config.decode_workers, thread_name_prefix="decode") as decode_pool,
+        ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch,
+        tqdm(total=len(todo), unit="generation", desc="caption") as progress,
+    ):
+        preparer = ChunkPreparer(reader, config.max_pixels, decode_pool)
+        for chunk, prepared in prefetched(chunks, preparer, prefetch):
+            tick = time.perf_counter()
+            results = generate_prepared(captioner, prepared)
+            elapsed = time.perf_counter() - tick
+            seconds += elapsed
+            counts = writer.record(zip(chunk, results))
+            log.info(
+                "chunk of %d: %.1f generations/s, %.1f generated tokens/s",
+                len(chunk), len(chunk) / elapsed, counts["generated_tokens"] / elapsed,
+            )  # fmt: skip
+            progress.update(len(chunk))
+    return seconds
+
+
+def generate_prepared(captioner: Captioner, prepared: list) -> list[Generation]:
+    """One `generate` call for the prepared requests; failed preparations keep their place."""
+    results = list(prepared)
+    positions = [i for i, entry in enumerate(prepared) if not isinstance(entry, Generation)]
+    if positions:
+        for i, generation in zip(positions, captioner.generate([prepared[i] for i in positions])):
+            results[i] = generation
+    return results

@@ -91,8 +91,9 @@ def build_tiny_qwen(out_dir: str | Path, *, vocab_size: int = 400, seed: int = 0
     tokenizer = _tokenizer(vocab_size)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    # Qwen2.5-VL-7B-Instruct's own pixel limits, so the processor treats images as the real one does.
     image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": 4 * 28 * 28, "longest_edge": 16 * 28 * 28},
+        size={"shortest_edge": 56 * 56, "longest_edge": 12845056},
         patch_size=14,
         temporal_patch_size=2,
         merge_size=2,

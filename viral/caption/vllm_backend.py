@@ -1,36 +1,56 @@
-"""`vllm` backend: one offline `LLM` engine per run, every shard submitted as one `generate` call.
+"""`vllm` backend: one offline `LLM` engine per run, every chunk submitted as one `generate` call.
 
-vLLM's continuous batching schedules the whole list, so the caller only chunks for checkpointing.
-vllm is imported lazily (it is a GPU-only extra: `pip install 'viral[vlm]'`). The engine factory is
-a parameter so that everything around the engine (prompt building, sampling, ordering, errors) is
-unit-tested with a fake `LLM` on machines without vLLM or a GPU.
+vLLM's continuous batching schedules the whole list (every prompt of every item in the chunk, so the
+`title` and `plain` requests of one image sit side by side and share its cached image prefix); the
+caller only chunks for checkpointing and decodes the next chunk while this one generates. Images
+arrive already resized onto Qwen2.5-VL's grid, so no `mm_processor_kwargs` are passed (some vLLM
+versions ignore them for Qwen2.5-VL) and the visual-token count equals the transformers backend's.
+
+Every argument name of vLLM's API that this project relies on is in `engine_kwargs`,
+`sampling_kwargs`, `vllm_engine` and `VllmCaptioner.prompt` / `_generation`; the Ray path
+(`viral.caption.ray_backend`) reuses the first two. vllm is imported lazily (a GPU-only extra:
+`pip install 'viral[vlm]'`). The engine factory is a parameter so that everything around the engine
+is unit-tested with a fake `LLM` on machines without vLLM or a GPU.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from viral.caption.backend import CaptionRequest, Generation, Sampling, first_line, isolate_failures
+from viral.caption.backend import CaptionRequest, Generation, Sampling, bisect_failures
 from viral.caption.prompts import render_chat
 from viral.stage import StageError
 
 if TYPE_CHECKING:
     from viral.caption.config import CaptionConfig
 
-# (engine kwargs, sampling kwargs) -> (LLM-like object with .generate, SamplingParams-like object)
-EngineFactory = Callable[[dict, dict], tuple[Any, Any]]
+# (engine kwargs, sampling kwargs, environment) -> (LLM-like object with .generate, SamplingParams-like object)
+EngineFactory = Callable[[dict, dict, dict], tuple[Any, Any]]
+BATCH_INVARIANT_ENV = "VLLM_BATCH_INVARIANT"  # vLLM reads it when the engine starts
 
 
 def engine_kwargs(config: "CaptionConfig", seed: int) -> dict:
-    """Arguments of `vllm.LLM`: one image per prompt, no video (smaller profiling budget), capped pixels."""
+    """Arguments of `vllm.LLM` (minus `model`, which Ray's processor config takes separately).
+
+    One image and no video per prompt (a smaller profiling budget); prefix caching on, so the system
+    prompt and image tokens shared by an item's `title` and `plain` requests are computed once;
+    `max_num_seqs` / `max_num_batched_tokens` sized for one 80-141 GB GPU (README "Captioning").
+    """
     return dict(
-        model=config.model,
         tensor_parallel_size=config.tensor_parallel_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
         max_model_len=config.max_model_len,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        enable_prefix_caching=True,
         limit_mm_per_prompt={"image": 1, "video": 0},
-        mm_processor_kwargs={"max_pixels": config.max_pixels},
         seed=seed,
     )
+
+
+def engine_env(config: "CaptionConfig") -> dict[str, str]:
+    """Environment the engine must start with (batch-invariant kernels are chosen at start-up)."""
+    return {BATCH_INVARIANT_ENV: "1"} if config.batch_invariant else {}
 
 
 def sampling_kwargs(sampling: Sampling) -> dict:
@@ -45,8 +65,9 @@ def sampling_kwargs(sampling: Sampling) -> dict:
     return kwargs
 
 
-def vllm_engine(engine: dict, sampling: dict) -> tuple[Any, Any]:
+def vllm_engine(engine: dict, sampling: dict, env: dict) -> tuple[Any, Any]:
     """The real engine; one clear line when vllm or a GPU is missing."""
+    os.environ.update(env)  # before vllm is imported: it reads its environment variables on import
     try:
         import vllm
     except ImportError as err:
@@ -60,33 +81,35 @@ def vllm_engine(engine: dict, sampling: dict) -> tuple[Any, Any]:
     return vllm.LLM(**engine), vllm.SamplingParams(**sampling)
 
 
+def request_prompt(chat_text: str, request: CaptionRequest) -> dict:
+    """One vLLM prompt: the rendered chat text, the prepared image, and its content hash as the image's
+    id (vLLM's multi-modal cache then reuses the encoded image across the item's prompts)."""
+    return {
+        "prompt": chat_text,
+        "multi_modal_data": {"image": request.image},
+        "multi_modal_uuids": {"image": request.image_id},
+    }
+
+
 class VllmCaptioner:
     backend = "vllm"
 
     def __init__(self, config: "CaptionConfig", sampling: Sampling, engine_factory: EngineFactory = vllm_engine):
-        from transformers import AutoProcessor
-
-        import viral.caption.qwen_processor  # noqa: F401  (registers the torchvision-free processor)
+        from viral.caption.qwen_processor import load_processor
 
         self.model = config.model
         # The model's own chat template, rendered exactly as the transformers backend does.
-        try:
-            self.processor = AutoProcessor.from_pretrained(config.model)
-        except (OSError, ValueError, KeyError) as err:
-            raise StageError(f"caption.model {config.model!r}: cannot load its processor ({first_line(err)})") from None
-        self.llm, self.sampling_params = engine_factory(engine_kwargs(config, sampling.seed), sampling_kwargs(sampling))
+        self.processor = load_processor(config.model)
+        engine = dict(model=config.model, **engine_kwargs(config, sampling.seed))
+        self.llm, self.sampling_params = engine_factory(engine, sampling_kwargs(sampling), engine_env(config))
 
     def prompt(self, request: CaptionRequest) -> dict:
-        return {
-            "prompt": render_chat(self.processor, request.text),
-            "multi_modal_data": {"image": request.image},
-            "multi_modal_uuids": {"image": request.image_id},
-        }
+        return request_prompt(render_chat(self.processor, request.text), request)
 
     def generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
         if not requests:
             return []
-        return isolate_failures(self._generate, requests)
+        return bisect_failures(self._generate, requests)
 
     def _generate(self, requests: Sequence[CaptionRequest]) -> list[Generation]:
         outputs = self.llm.generate([self.prompt(r) for r in requests], self.sampling_params, use_tqdm=True)
