@@ -14,6 +14,7 @@ from viral.models.dragon import DRAGON, Config
 from viral.params import parse_params
 from viral.train.config import TrainConfig
 from viral.train.data import TrainData, add_graphs
+from viral.train.evaluate import evaluate
 from viral.train.loop import build_model, fit
 
 from .multimodal_inputs import (baby_with_random_features, cuda_round_trip, dense_normalised_adjacency, multimodal_data,
@@ -190,6 +191,38 @@ def test_runs_repeat_exactly_with_the_seed():
         runs.append(model.state_dict())
     for key in runs[0]:
         assert torch.equal(runs[0][key], runs[1][key]), key
+
+
+def test_after_fit_the_model_scores_as_at_its_best_epoch():
+    """The best epoch's weights come back with the user graph of that epoch, not the last one drawn."""
+    data = small_data()
+    model = build_model(DRAGON, data, SMALL, seed=5)
+    result = fit(model, data, TrainConfig(epochs=6, device="cpu", checkpoint=False, lr=0.05), seed=5,
+                 progress=False)
+    assert result.best_epoch < result.epochs, "the check needs a best epoch before the last"
+    assert evaluate(model, data) == {"valid": result.valid, "test": result.test}
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path):
+    data = small_data()
+    config = TrainConfig(epochs=4, device="cpu", checkpoint=True, lr=0.01)
+    expected = fit(build_model(DRAGON, data, SMALL, seed=2), data, config, seed=2, progress=False)
+    interrupted = build_model(DRAGON, data, SMALL, seed=2)
+    original, calls = interrupted.loss, {"n": 0}
+
+    def crash_in_epoch_three(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # one batch per epoch
+            raise KeyboardInterrupt
+        return original(*args)
+
+    interrupted.loss = crash_in_epoch_three
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, data, config, seed=2, checkpoint=tmp_path / "state.pt", progress=False)
+    resumed = build_model(DRAGON, data, SMALL, seed=2)
+    result = fit(resumed, data, config, seed=2, checkpoint=tmp_path / "state.pt", progress=False)
+    strip = [{k: v for k, v in record.items() if "seconds" not in k} for record in result.history]
+    assert strip == [{k: v for k, v in record.items() if "seconds" not in k} for record in expected.history]
 
 
 def test_bad_config_fails_with_one_line():
