@@ -1,5 +1,6 @@
 """Fake experiment records for the report tests: Runs built by hand from params.yaml, without DVC."""
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,8 @@ def fake_run(name: str, seed: int, level: float, modalities=("text", "visual"), 
     epochs = np.arange(1, 6)
     curves = pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs, "bpr": 0.9 / epochs,
                            "valid_recall@20": level * (1 - np.exp(-epochs))})
-    return Run(name, f"{seed:040x}", flatten(raw), metrics, per_user, contribution, curves)
+    rev = hashlib.sha1(name.encode()).hexdigest()  # a commit id of its own, like a real experiment
+    return Run(name, rev, flatten(raw), metrics, per_user, contribution, curves)
 
 
 def paper_runs(seeds=(1, 2, 3)) -> list[Run]:

@@ -95,3 +95,17 @@ def test_summary_holds_every_group_and_comparison(runs):
     assert len(result["groups"]) == 5 and len(result["comparisons"]) == 4
     viral = next(g for g in result["groups"] if g["label"] == "viral")
     assert viral["seeds"] == [1, 2, 3] and not math.isnan(viral["test"]["ndcg@20"]["sd"])
+
+
+def test_a_single_seed_shows_its_value_without_a_spread():
+    table = table1(group_runs([fake_run("v", 1, 0.2)]))
+    assert "±" not in table.rows[0][2].text and table.rows[0][-1].text == "1"
+
+
+def test_no_paired_comparison_across_splits():
+    runs = [fake_run("v", 1, 0.2), fake_run("v2", 2, 0.2),
+            fake_run("l", 1, 0.1, model="lightgcn", data_seed=5), fake_run("l2", 2, 0.1, model="lightgcn", data_seed=5)]
+    assert comparisons(group_runs(runs)) == []
+    ablation = runs[:2] + [fake_run("c", 1, 0.2, fusion="concat", data_seed=5)]
+    rows = texts(table2(group_runs(ablation)))
+    assert [row[0] for row in rows] == ["data_seed=5, Fusion: concat", "VIRAL"] and rows[0][5:] == ["–", "–"]

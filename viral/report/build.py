@@ -10,7 +10,8 @@ from typing import Any
 
 from viral.io import atomic_dir, atomic_path, write_json
 from viral.report.collect import Run, VisualFeatures
-from viral.report.figures import backbone_figure, contribution_figure, curves_figure, embedding_figure
+from viral.report.figures import (backbone_figure, contribution_figure, contribution_summary, curves_figure,
+                                  embedding_figure)
 from viral.report.groups import group_runs, varying_knobs
 from viral.report.page import Document, Figure, Section, to_html, to_markdown
 from viral.report.tables import METRICS, row_label, summary, table1, table2
@@ -20,7 +21,7 @@ READING = (
     "Every number is a test metric at the run's best-validation epoch (full ranking over all items, the "
     "user's train items masked; Recall/NDCG@K as MMRec defines them), as the run's results/metrics.json "
     "reports it. Runs that differ only in `seed` form one row: the cell is the mean ± sample standard "
-    "deviation (ddof=1) over those seeds, the Seeds column says how many. Knobs that cannot change a result "
+    "deviation (ddof=1) over those seeds (a lone seed shows its value only), the Seeds column says how many. Knobs that cannot change a result "
     "(threads, devices, caches) and knobs the row's model does not read are ignored when grouping; a row "
     "label shows every knob that varies between rows. The best mean of each column is bold."
 )
@@ -44,7 +45,7 @@ def write_runs_csv(path: Path, runs: list[Run], labels: dict[str, str]) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for run in runs:
-            writer.writerow([run.name, run.rev, run.dataset, run.model, run.seed, labels.get(run.name, ""),
+            writer.writerow([run.name, run.rev, run.dataset, run.model, run.seed, labels.get(run.rev, ""),
                              run.metrics.get("best_epoch"), run.metrics.get("epochs"),
                              *(run.metrics["test"][m] for m in METRICS), *(run.metrics["valid"][m] for m in METRICS)])
 
@@ -58,7 +59,7 @@ def build_report(runs: list[Run], out_dir: str | Path, features: list[VisualFeat
     out_dir = Path(out_dir)
     groups = group_runs(runs)
     knobs = varying_knobs(groups)
-    labels = {run.name: row_label(group, knobs) for group in groups for run in group.runs}
+    labels = {run.rev: row_label(group, knobs) for group in groups for run in group.runs}
     result = summary(groups)
     with atomic_dir(out_dir) as tmp:
         figures = tmp / "figures"
@@ -72,6 +73,7 @@ def build_report(runs: list[Run], out_dir: str | Path, features: list[VisualFeat
         caption = contribution_figure(groups, figures / "contribution.png")
         if caption:
             drawn.blocks.append(Figure(figures / "contribution.png", caption))
+            result["contribution"] = contribution_summary(groups)
         else:
             missing.append("modality contribution (needs a run of a model that reads item features)")
         embedded = embedding_figure(features or [], figures / "embeddings.png", max_items)

@@ -236,9 +236,19 @@ class DvcRepository:
     def __exit__(self, *exc) -> None:
         self._tmp.cleanup()
 
+    def head(self) -> str:
+        """HEAD's commit as git itself resolves it. DVC is given this sha rather than "HEAD": in a git
+        worktree, `dvc exp show` once listed another worktree's HEAD while that one was busy (seen here)."""
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=self.root, capture_output=True, text=True)
+        if done.returncode:
+            raise CollectError(f"{self.root}: not a git repository with a commit ({done.stderr.strip()})")
+        return done.stdout.strip()
+
     def exp_show(self, all_commits: bool = False, revs: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """`dvc exp show --json` of HEAD's experiments (or of `revs`, or of every commit)."""
         command = [sys.executable, "-m", "dvc", "exp", "show", "--json", "--no-fetch"]
-        command += ["--all-commits"] if all_commits else [arg for rev in revs for arg in ("--rev", rev)]
+        command += ["--all-commits"] if all_commits else [arg for rev in (revs or (self.head(),))
+                                                          for arg in ("--rev", rev)]
         done = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
         if done.returncode:
             last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]

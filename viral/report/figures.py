@@ -55,6 +55,23 @@ def _weight_stats(group: Group) -> list[dict[str, Any]]:
     return boxes
 
 
+def contribution_summary(groups: list[Group]) -> list[dict[str, Any]]:
+    """The numbers behind Fig. 1: per multimodal configuration, mean and sd over seeds of each test metric
+    as trained ("full") and with each modality replaced, and the mean learned weight of each slot."""
+    knobs = varying_knobs(groups)
+    found = []
+    for group in groups:
+        if not all(run.contribution.get("modalities") for run in group.runs):
+            continue
+        first = group.runs[0].contribution
+        conditions = ["full", *first["replaced"]]
+        found.append({"label": row_label(group, knobs), "dataset": group.dataset, "seeds": group.seeds,
+                      "test": {condition: {metric: dict(zip(("mean", "sd"), _contribution_values(group, condition, metric)))
+                                           for metric in first["full"]} for condition in conditions},
+                      "weights": {box["label"]: box["mean"] for box in _weight_stats(group)}})
+    return found
+
+
 def contribution_figure(groups: list[Group], path: Path) -> str | None:
     """Fig. 1: test R@20 and N@20 of each multimodal configuration as trained and with each modality
     replaced by its mean item feature, and the learned per-user modality weights."""
@@ -148,6 +165,8 @@ def embedding_figure(features: list[VisualFeatures], path: Path, max_items: int 
         views = sorted((f for f in features if f.dataset == dataset),
                        key=lambda f: VISUAL_ORDER.index(f.visual) if f.visual in VISUAL_ORDER else len(VISUAL_ORDER))
         n_items = len(views[0].categories)
+        # Views of another item set (runs on another data_seed) cannot share the sample of items.
+        views = [view for view in views if len(view.categories) == n_items]
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(n_items, size=min(n_items, max_items), replace=False))
         categories = views[0].categories[sample]
@@ -164,7 +183,8 @@ def embedding_figure(features: list[VisualFeatures], path: Path, max_items: int 
             score = separation(view.matrix[sample], categories)
             scores.setdefault(dataset, {})[view.visual] = score
             other = ~np.isin(categories, top)
-            ax.scatter(points[other, 0], points[other, 1], s=4, c="lightgrey", label="other")
+            if other.any():
+                ax.scatter(points[other, 0], points[other, 1], s=4, c="lightgrey", label="other")
             for name in top:
                 chosen = categories == name
                 ax.scatter(points[chosen, 0], points[chosen, 1], s=5, color=colours[name], label=name)
@@ -213,11 +233,12 @@ def curves_figure(groups: list[Group], path: Path) -> str | None:
     datasets = sorted({g.dataset for g in groups})
     plt = _pyplot()
     fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 4.2 * len(datasets)), squeeze=False)
-    colours = plt.get_cmap("tab20")
+    widest = max(sum(g.dataset == d for g in groups) for d in datasets)
+    colours = plt.get_cmap("tab10" if widest <= 10 else "tab20")  # tab20 pairs similar shades: only when needed
     for row, dataset in enumerate(datasets):
         loss_ax, valid_ax = axes[row]
         for k, group in enumerate(g for g in groups if g.dataset == dataset):
-            colour = colours(k % 20)
+            colour = colours(k % colours.N)
             for n, run in enumerate(group.runs):
                 metric = f"valid_{run.metrics.get('valid_metric', 'recall@20')}"
                 label = row_label(group, knobs) if n == 0 else None

@@ -22,6 +22,7 @@ import sys
 import time
 
 from viral.models import MODELS
+from viral.report.collect import CollectError, DvcRepository
 from viral.report.groups import PROPOSED
 
 log = logging.getLogger(__name__)
@@ -80,15 +81,18 @@ def untracked_sources() -> list[str]:
 
 
 def wait(poll_s: float) -> dict[str, int]:
-    """Poll `dvc exp show` until nothing is queued or running; returns the final state counts."""
-    while True:
-        done = subprocess.run([*DVC, "exp", "show", "--json", "--no-fetch"], capture_output=True, text=True)
-        counts = queue_states(json.loads(done.stdout)) if done.returncode == 0 else {}
-        pending = counts.get("queued", 0) + counts.get("running", 0)
-        log.info("queue: %s", ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty")
-        if done.returncode == 0 and pending == 0:
-            return counts
-        time.sleep(poll_s)
+    """Poll `dvc exp show` until nothing of HEAD's is queued or running; returns the final state counts."""
+    with DvcRepository(".") as repository:
+        while True:
+            try:
+                counts = queue_states(repository.exp_show())
+            except CollectError as err:  # e.g. the queue's lock held a moment: ask again
+                log.warning("%s", err)
+                counts = {"unknown": 1}
+            log.info("queue: %s", ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty")
+            if not set(counts) & {"queued", "running", "unknown"}:
+                return counts
+            time.sleep(poll_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,8 +44,9 @@ class Table:
 
 
 def fmt_mean_sd(values: list[float]) -> str:
+    """"mean ± sd" over seeds; a single seed has no spread to show, so only its value."""
     mean, sd = mean_sd(values)
-    return f"{mean:.4f} ± {sd:.4f}"
+    return f"{mean:.4f} ± {sd:.4f}" if len(values) > 1 else f"{mean:.4f}"
 
 
 def fmt_p(p: float) -> str:
@@ -108,6 +109,12 @@ class Comparison:
     seeds_p: float              # Welch's t-test over the per-seed values
 
 
+def same_split(a: Group, b: Group) -> bool:
+    """Whether two rows were evaluated on the same users and items (same dataset and data_seed), which
+    pairing users requires."""
+    return a.dataset == b.dataset and a.knobs.get("data_seed") == b.knobs.get("data_seed")
+
+
 def compare(proposed: Group, baseline: Group, metric: str) -> Comparison:
     ours, theirs = proposed.values(metric), baseline.values(metric)
     column = f"test_{metric}"
@@ -118,14 +125,14 @@ def compare(proposed: Group, baseline: Group, metric: str) -> Comparison:
 
 
 def comparisons(groups: list[Group]) -> list[Comparison]:
-    """For each dataset with a reference VIRAL row and a baseline: one Comparison per metric, against
-    the baseline row with the best mean on that metric."""
+    """For each dataset with a reference VIRAL row and a baseline on the same split: one Comparison per
+    metric, against the baseline row with the best mean on that metric."""
     knobs = varying_knobs(groups)
     found = []
     for dataset in sorted({g.dataset for g in groups}):
         members = [g for g in groups if g.dataset == dataset]
         reference = next((g for g in members if is_reference(g, knobs)), None)
-        baselines = [g for g in members if g.model != PROPOSED]
+        baselines = [g for g in members if g.model != PROPOSED and reference is not None and same_split(g, reference)]
         if reference is None or not baselines:
             continue
         for metric in METRICS:
@@ -227,7 +234,7 @@ def table2(groups: list[Group]) -> Table | None:
             cells += metric_cells
             row_means += metric_means
             reference = references.get(dataset)
-            if group is None or reference is None or group is reference:
+            if group is None or reference is None or group is reference or not same_split(group, reference):
                 cells += [Cell("–"), Cell("–")]
             else:
                 c = compare(group, reference, TABLE2_DELTA)
