@@ -8,6 +8,7 @@ MODELS: dict[str, str] = {
     "lightgcn": "viral.models.lightgcn:LightGCN",
     "viral": "viral.models.viral:VIRAL",
     "lattice": "viral.models.lattice:LATTICE",
+    "slmrec": "viral.models.slmrec:SLMRec",
 }
 
 
