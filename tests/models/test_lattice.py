@@ -176,6 +176,30 @@ def test_graph_is_built_once_per_epoch_and_reused_detached():
         assert graph_parameters <= set(grads(per_batch))
 
 
+def test_the_epochs_other_batches_see_the_same_graph_as_one_sparse_matrix():
+    """The first batch's graph, detached and merged into one CSR (A, A^T), gives the later batches the
+    same loss and the same gradients for the embeddings as the graph it was built from."""
+    inputs = tiny_inputs()
+    model = make(inputs)
+    users, pos, neg = batch(inputs)
+    first = model.loss(users, pos, neg)["loss"]
+    first.backward()
+    built = grads(model)
+    adjacency, transposed = model._epoch_graph
+    assert adjacency.layout == torch.sparse_csr
+    with torch.no_grad():
+        expected = 0.1 * reference_learned_graph(model, inputs) + 0.9 * sum(
+            w * dense(inputs.graphs[f"ii_lattice_{m}"]) for m, w in zip(("visual", "text"), model.modal_weight.softmax(0)))
+    assert torch.allclose(adjacency.to_dense(), expected, atol=1e-6)
+    assert torch.allclose(transposed.to_dense(), expected.T, atol=1e-6)
+    second = model.loss(users, pos, neg)["loss"]
+    second.backward()
+    reused = grads(model)
+    assert second.item() == pytest.approx(first.item(), rel=1e-6)
+    for name in ("user_embedding", "item_embedding"):
+        assert torch.allclose(reused[name], built[name], atol=1e-7), name
+
+
 def test_evaluation_rebuilds_the_graph_from_the_current_weights():
     inputs = tiny_inputs()
     model = make(inputs)

@@ -12,14 +12,17 @@ the batch's final embeddings.
 Gradients: the kNN selection is a non-differentiable top-k; the kept edges' weights are the projections'
 cosine similarities, so the projections and modal_weight learn through them. The learned graph is built
 on the first training batch of every epoch (the authors' and MMRec's code) and reused, detached, by the
-epoch's other batches; `graph_update: batch` rebuilds it, with gradients, on every batch. Evaluation
-always builds it from the current weights. The selection is chunked (`chunk_rows` rows of similarities
-at a time) and the graph is kept as k neighbours per item: nothing items x items is ever materialised.
+epoch's other batches (merged with the original graphs into one CSR matrix); `graph_update: batch`
+rebuilds it, with gradients, on every batch. Evaluation always builds it from the current weights. The
+selection is chunked (`chunk_rows` rows of similarities at a time) and the graph is kept as k neighbours
+per item: nothing items x items is ever materialised.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Callable, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,9 +64,6 @@ class ItemGraph:
     columns: torch.Tensor           # (n_items, 2k) neighbour ids
     weights: torch.Tensor           # (n_items, 2k) edge weights
     original: dict[str, torch.Tensor]  # modality -> scalar weight of its original graph
-
-    def detach(self) -> "ItemGraph":
-        return ItemGraph(self.columns, self.weights.detach(), {m: w.detach() for m, w in self.original.items()})
 
 
 def random_walk_with_self_loops(adjacency: sp.spmatrix) -> sp.csr_matrix:
@@ -117,7 +117,8 @@ class LATTICE(Recommender):
             graph = inputs.graphs[f"ii_lattice_{m}"]
             self.register_buffer(f"original_{m}", sparse_csr(graph), persistent=False)
             self.register_buffer(f"original_{m}_t", sparse_csr(graph.T), persistent=False)
-        self._epoch_graph: ItemGraph | None = None  # the learned graph of this epoch's first batch, detached
+        # The item graph built by this epoch's first batch, detached, as CSR (A, A^T): the other batches' graph
+        self._epoch_graph: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def features(self, modality: str) -> torch.Tensor:
         feature = getattr(self, modality)
@@ -147,13 +148,33 @@ class LATTICE(Recommender):
             out = out + weight * spmm(getattr(self, f"original_{m}"), x, getattr(self, f"original_{m}_t"))
         return out
 
-    def forward_embeddings(self, graph: ItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users, items) final embeddings: LightGCN mean, items plus L2-normalised h."""
+    def constant_item_graph(self, graph: ItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        """`graph` with its weights detached, as one CSR matrix A and its transpose: the epoch's other
+        batches then propagate with one sparse product instead of gathering 2k neighbours per item."""
+        n = self.n_items
+        per_row = graph.columns.shape[1]
+        rows_of = torch.arange(n, device=graph.columns.device)
+        indices = [torch.stack([rows_of.repeat_interleave(per_row), graph.columns.reshape(-1)])]
+        values = [graph.weights.detach().reshape(-1)]
+        for m, weight in graph.original.items():
+            original = getattr(self, f"original_{m}")
+            indices.append(torch.stack([rows_of.repeat_interleave(original.crow_indices().diff()),
+                                        original.col_indices()]))
+            values.append(weight.detach() * original.values())
+        index, value = torch.cat(indices, dim=1), torch.cat(values)
+        with warnings.catch_warnings():  # torch calls its CSR layout "beta" on every construction
+            warnings.simplefilter("ignore", UserWarning)
+            return tuple(torch.sparse_coo_tensor(i, value, (n, n), check_invariants=False).coalesce().to_sparse_csr()
+                         for i in (index, index.flip(0)))
+
+    def forward_embeddings(self, propagate_items: Callable[[torch.Tensor], torch.Tensor]):
+        """(users, items) final embeddings: LightGCN mean, items plus L2-normalised h, where h is the item
+        ID embedding propagated `n_item_layers` times by `propagate_items` (x -> A x)."""
         ego = torch.cat([self.user_embedding, self.item_embedding])
         final = homogeneous(self.ui, self.ui_t, ego, self.config.n_ui_layers, "mean")
         h = self.item_embedding
         for _ in range(self.config.n_item_layers):
-            h = self.propagate_items(graph, h)
+            h = propagate_items(h)
         return final[: self.n_users], final[self.n_users :] + F.normalize(h, dim=1)
 
     def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
@@ -162,10 +183,12 @@ class LATTICE(Recommender):
     def loss(self, users, pos, neg):
         if self._epoch_graph is None or self.config.graph_update == "batch":
             graph = self.item_graph()
-            self._epoch_graph = graph.detach()
+            if self.config.graph_update == "epoch":
+                self._epoch_graph = self.constant_item_graph(graph)
+            user_all, item_all = self.forward_embeddings(partial(self.propagate_items, graph))
         else:
-            graph = self._epoch_graph
-        user_all, item_all = self.forward_embeddings(graph)
+            adjacency, transposed = self._epoch_graph
+            user_all, item_all = self.forward_embeddings(lambda x: spmm(adjacency, x, transposed))
         u = rows(user_all, users)
         p, n = rows(item_all, torch.cat([pos, neg])).chunk(2)  # one gather: one full-size gradient
         bpr = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
@@ -173,7 +196,7 @@ class LATTICE(Recommender):
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}
 
     def embeddings(self):
-        return self.forward_embeddings(self.item_graph())
+        return self.forward_embeddings(partial(self.propagate_items, self.item_graph()))
 
     def summary(self) -> dict[str, str | int | float | bool]:
         return {"graph_update": self.config.graph_update, "ui_norm": self.config.ui_norm,
