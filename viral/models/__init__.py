@@ -7,6 +7,8 @@ MODELS: dict[str, str] = {
     "bpr": "viral.models.bpr:BPR",
     "lightgcn": "viral.models.lightgcn:LightGCN",
     "viral": "viral.models.viral:VIRAL",
+    "lattice": "viral.models.lattice:LATTICE",
+    "slmrec": "viral.models.slmrec:SLMRec",
 }
 
 
