@@ -260,5 +260,5 @@ def test_bad_config_is_rejected(changes, message):
 def test_bad_config_names_the_params_key():
     from viral.params import parse_params
 
-    with pytest.raises(ConfigError, match=r"download\.synthetic: interactions_per_user: expected >= 5"):
-        parse_params({"download": {"synthetic": {"interactions_per_user": 3}}})
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic: interactions_per_user: expected >= 5"):
+        parse_params({"datasets": {"synthetic": {"source": "synthetic", "interactions_per_user": 3}}})

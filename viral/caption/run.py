@@ -31,6 +31,7 @@ from viral.caption.config import CaptionConfig
 from viral.caption.output import empty_row, output_table
 from viral.caption.precomputed import read_descriptions
 from viral.caption.prompts import load_templates, render, template_for, text_hash
+from viral.data.download import brings_features
 from viral.data.images import load_images
 from viral.io import write_json, write_parquet
 from viral.params import Params
@@ -74,7 +75,9 @@ def run_caption(params: Params, prompt: str, make: CaptionerFactory = make_capti
         raise StageError(f"prompt {prompt!r} is not in caption.prompts ({', '.join(config.prompts)})")
     start = time.perf_counter()
     items = read_items(Path("data/prepared") / params.dataset)
-    if config.backend == "precomputed":
+    if brings_features(Path("data/raw") / params.dataset):
+        rows, report, provenance = skip_captions(config, prompt, items)
+    elif config.backend == "precomputed":
         rows, report, provenance = import_precomputed(config, params.dataset, prompt, items)
     else:
         rows, report, provenance = caption_with_model(params, prompt, items, make)
@@ -85,6 +88,14 @@ def run_caption(params: Params, prompt: str, make: CaptionerFactory = make_capti
     write_json(out_dir / f"{prompt}.report.json", report)
     log.info("caption %s: %s", prompt, {k: v for k, v in report.items() if k not in ("prompt", "model")})
     return report
+
+
+def skip_captions(config: CaptionConfig, prompt: str, items: list[Item]) -> tuple[list[dict], dict, dict]:
+    """No captions for a dataset that brings its own features (an MMRec folder: it has no images)."""
+    reason = "the dataset brings its own features (MMRec folder); nothing to caption"
+    rows = [empty_row(item.item_id, item.asin, "missing_image", config.backend, config.model, None) for item in items]
+    report = dict(items=len(items), captioned=0, from_cache=0, failed=0, missing_image=len(items), skipped=reason)
+    return rows, report, dict(prompt=prompt, backend=config.backend, model=config.model, skipped=reason)
 
 
 def import_precomputed(

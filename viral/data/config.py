@@ -41,16 +41,29 @@ class SyntheticConfig:
             raise ConfigError(f"category: expected letters, digits or _ (it is part of file names), got {self.category!r}")
 
 
+# Per Amazon release, the mirrors tried in order (docs/datasets.md cites them); each URL is the folder
+# that the release's relative file paths start from.
+DEFAULT_MIRRORS = {
+    "amazon2014": [
+        "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
+        "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
+        "http://jmcauley.ucsd.edu/data/amazon/productGraph/categoryFiles",
+    ],
+    "amazon2018": [
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_v2",
+        "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2",
+        "https://jmcauley.ucsd.edu/data/amazon_v2",
+    ],
+    "amazon2023": [
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023",
+        "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023",
+    ],
+}
+
+
 @dataclass(frozen=True)
 class DownloadConfig:
-    # Tried in order; each holds the 2014 `categoryFiles` (SNAP first, UCSD as the fallback).
-    mirrors: list[str] = field(
-        default_factory=lambda: [
-            "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
-            "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
-            "http://jmcauley.ucsd.edu/data/amazon/productGraph/categoryFiles",
-        ]
-    )
+    mirrors: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_MIRRORS.items()})
     image_features: bool = False
     retries: int = 5
     timeout_s: float = 60.0
@@ -59,14 +72,16 @@ class DownloadConfig:
     sha256: dict[str, str] = field(default_factory=dict)
     # Completed and partial downloads, kept outside the DVC output so reruns resume instead of refetching.
     cache_dir: str = "data/downloads"
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.mirrors) - set(DEFAULT_MIRRORS))
+        if unknown:
+            raise ConfigError(f"mirrors: unknown release {unknown[0]!r}; valid: {', '.join(DEFAULT_MIRRORS)}")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
     k_core: int = 5
-    split: Literal["random", "mmrec_file"] = "random"
-    mmrec_dir: str = ""
     bad_lines: Literal["error", "skip"] = "error"
     mmrec_check: Literal["error", "warn"] = "error"
 

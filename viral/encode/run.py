@@ -5,6 +5,9 @@
 - visual `vlm_title` / `vlm_plain`: Sentence-BERT of the caption stage's descriptions (same model, so
   both modalities live in one space); items without a usable description are mean-imputed.
 - visual `original`: the 4096-d CNN features of `data/raw/<ds>/image_features_<Cat>.b`, mean-imputed.
+- a dataset that brings its own features (`source: mmrec`): its `text_feat.npy` and `image_feat.npy`
+  become `text.parquet` and `visual.parquet` as they are (MMRec's image features are the CNN ones,
+  i.e. the `original` visual, whatever `visual` says).
 
 An output whose metadata already records the same inputs, model and settings is kept, so an
 interrupted run resumes after the last finished file.
@@ -18,7 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from viral.data.amazon import FEATURE_DIM, category, image_features_name
+from viral.data.amazon import FEATURE_DIM, image_features_name
+from viral.data.download import brings_features, provided_features
+from viral.data.mmrec import read_feature
 from viral.data.prepared import ITEMS_FILE
 from viral.encode.cnn import cnn_features
 from viral.encode.config import EncodeConfig
@@ -131,6 +136,39 @@ def original_output(path: Path, n_items: int, items_path: Path, features_path: P
     return stats
 
 
+def provided_output(path: Path, n_items: int, source: Path) -> dict[str, Any]:
+    """Write a feature file a dataset brought (an MMRec `*_feat.npy`, row = itemID) as it is."""
+    stat = source.stat()
+    expected = {"model": f"provided by the dataset ({source.name})", "normalize": False,
+                "source": f"mmrec:{source.name}", "file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns}
+    if (stats := _reusable(path, expected)) is not None:
+        return stats
+    matrix = read_feature(source, n_items)  # a wrong shape is a one-line MMRecFormatError
+    stats = {"found": n_items, "imputed": 0, "dim": int(matrix.shape[1])}
+    try:
+        write_features(path, range(n_items), matrix, {**expected, "stats": stats})
+    except FeatureStoreError as err:  # e.g. NaN rows
+        raise StageError(f"{source}: {err}") from None
+    log.info("%s: %s features of %d items taken as they are", path, source.name, n_items)
+    return stats
+
+
+def provided_outputs(raw_dir: Path, out_dir: Path, n_items: int, visual: str) -> dict[str, Any]:
+    """The outputs of a dataset that brings its own features (see the module doc)."""
+    found = provided_features(raw_dir)
+    if not found:
+        raise StageError(f"{raw_dir}: the MMRec folder has neither {TEXT_FILE} nor {VISUAL_FILE} sources "
+                         "(text_feat.npy, image_feat.npy)")
+    if visual != "original":
+        log.warning("visual=%s has no effect here: the dataset's image features (%s) are MMRec's CNN ones",
+                    visual, found.get("image", "none"))
+    outputs = {}
+    for modality, name in (("text", TEXT_FILE), ("image", VISUAL_FILE)):
+        if modality in found:
+            outputs[name] = {"input": str(found[modality]), **provided_output(out_dir / name, n_items, found[modality])}
+    return outputs
+
+
 def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
     """Write data/features/<dataset>/{text,visual}.parquet and report.json; returns the report."""
     root = Path(root)
@@ -142,6 +180,13 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
     n_items = len(item_ids)
     if item_ids != list(range(n_items)):
         raise StageError(f"{items_path}: itemID must be 0..{n_items - 1} in order (rerun the prepare stage)")
+    raw_dir = root / "data" / "raw" / dataset
+    if brings_features(raw_dir):
+        report = {"dataset": dataset, "items": n_items, "visual": "original (provided by the dataset)",
+                  "outputs": provided_outputs(raw_dir, out_dir, n_items, params.visual),
+                  "seconds": round(time.perf_counter() - start, 3)}
+        write_json(out_dir / REPORT_FILE, report)
+        return report
     encoder = _Encoder(params.encode)
     report: dict[str, Any] = {"dataset": dataset, "items": n_items, "visual": params.visual,
                               "model": params.encode.model, "normalize": params.encode.normalize,
@@ -157,8 +202,11 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
                                 **encode_output(out_dir / VISUAL_FILE, n_items, ids, descriptions,
                                                 f"vlm_{prompt}", encoder)}
     else:
-        cat = category(dataset, params.download.synthetic.category)
-        features_path = root / "data" / "raw" / dataset / image_features_name(cat)
+        entry = params.dataset_config()
+        if entry.source not in ("synthetic", "amazon2014"):
+            raise StageError(f"visual: original needs the Amazon 2014 CNN features (image_features_<Cat>.b); "
+                             f"dataset {dataset} (source {entry.source}) has none")
+        features_path = raw_dir / image_features_name(entry.category)
         outputs[VISUAL_FILE] = {"input": str(features_path),
                                 **original_output(out_dir / VISUAL_FILE, n_items, items_path, features_path)}
     report["seconds"] = round(time.perf_counter() - start, 3)
