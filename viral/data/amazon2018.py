@@ -16,7 +16,6 @@ serves at full size.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from viral.data import amazon, releases
-from viral.data.records import BadLine, BadLines, field, joined_text, json_object, required_text, text_list
+from viral.data.records import BadLines, field, joined_text, json_object, required_text, text_list
 
 CATEGORIES = releases.AMAZON_2018
 REVIEW_FIELDS = amazon.REVIEW_FIELDS  # the 2018 reviews keep the 2014 field names

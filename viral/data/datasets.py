@@ -170,7 +170,8 @@ class Dataset:
 
     @property
     def split(self) -> str:
-        return getattr(self.settings, "split", "mmrec")
+        """The split rule; `adopted` for an MMRec folder (its own split)."""
+        return getattr(self.settings, "split", "adopted")
 
     @property
     def category(self) -> str:

@@ -154,7 +154,7 @@ def gather_dataset(raw_dir: Path, dataset: Dataset, config: DownloadConfig, seed
     files: dict[str, tuple[Path, dict[str, Any]]] = {}
     key = f"datasets.{dataset.name}"
     # Local folders first: a wrong path fails before any download.
-    if getattr(settings, "split", "") == "mmrec":
+    if dataset.split == "mmrec":
         split_files = mmrec_folder_files(Path(settings.mmrec_dir), False, f"{key}.mmrec_dir")
         files.update(_local(split_files, f"{MMREC_SPLIT_DIR}/"))
     if dataset.source == "mmrec":

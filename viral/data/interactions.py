@@ -106,6 +106,11 @@ class InteractionCollector:
                                known.astype(bool), bad_lines)
 
 
+def has_blank(column: pa.Array) -> bool:
+    """Whether a string column has a null or an empty string (a missing key)."""
+    return bool(column.null_count) or bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py())
+
+
 def _encode(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
     """(int64 codes, keys) of string chunks, codes in order of first appearance."""
     if not chunks or not sum(len(chunk) for chunk in chunks):

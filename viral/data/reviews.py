@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from viral.data.interactions import InteractionCollector, RawInteractions
+from viral.data.interactions import InteractionCollector, RawInteractions, has_blank
 from viral.data.records import BadLine, BadLines, field, is_gzip, json_object, parsed_records, required_text
 
 log = logging.getLogger(__name__)
 
 WHAT = "a JSON review object"
 # Arrow parses this many bytes at a time; a line longer than a block sends the file to the exact reader.
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -62,16 +61,12 @@ def _fast(path: Path, fields: ReviewFields) -> RawInteractions:
         for batch in reader:
             users, items = batch.column(fields.user), batch.column(fields.item)
             times = batch.column(fields.timestamp) if fields.timestamp else None
-            if _has_blank(users) or _has_blank(items) or (fields.timestamp_required and times.null_count):
+            if has_blank(users) or has_blank(items) or (fields.timestamp_required and times.null_count):
                 raise _NotForArrow("a missing key field")
             collector.add_arrays(users, items, batch.column(fields.rating) if fields.rating else None, times)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _NotForArrow(str(err)) from None
     return collector.finish()
-
-
-def _has_blank(column: pa.Array) -> bool:
-    return bool(column.null_count) or bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py())
 
 
 def _parser(fields: ReviewFields):

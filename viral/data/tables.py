@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from viral.data.interactions import InteractionCollector, RawInteractions
+from viral.data.interactions import InteractionCollector, RawInteractions, has_blank
 from viral.data.records import BadLine, BadLines, RawFormatError, is_gzip, json_object, lines
 from viral.data.reviews import ReviewFields, read_review_interactions
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 4 << 20
 
 
 class TableError(RawFormatError):
@@ -191,7 +191,7 @@ def _fast_csv(path: Path, fmt: str, columns: InteractionColumns, rating: str, ti
         for batch in reader:
             users, items = batch.column(columns.user), batch.column(columns.item)
             times = batch.column(timestamp) if timestamp else None
-            if _blank(users) or _blank(items) or (timestamp_required and (times is None or times.null_count)):
+            if has_blank(users) or has_blank(items) or (timestamp_required and (times is None or times.null_count)):
                 raise _NotForArrow("a missing value")
             ratings = batch.column(rating) if rating else None
             if ratings is not None and not np.isfinite(ratings.drop_null().to_numpy()).all():
@@ -200,12 +200,6 @@ def _fast_csv(path: Path, fmt: str, columns: InteractionColumns, rating: str, ti
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _NotForArrow(str(err)) from None
     return collector.finish()
-
-
-def _blank(column: pa.Array) -> bool:
-    import pyarrow.compute as pc
-
-    return bool(column.null_count) or bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py() or False)
 
 
 def _parquet_column(path: Path, table_schema: pa.Schema, name: str, kinds: tuple[Callable, ...], expected: str
@@ -272,7 +266,14 @@ def read_interaction_table(path: str | Path, columns: InteractionColumns, bad_li
                               timestamp=columns.timestamp, timestamp_required=timestamp_required, numeric_ids=True)
         raw = read_review_interactions(path, fields, bad_lines)
     elif fmt == "parquet":
-        raw = _parquet(path, columns, columns.rating, columns.timestamp, timestamp_required)
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as err:
+            raise TableError(f"{path}: not a Parquet file ({err})") from None
+        _, rating, timestamp = _wanted(columns, names)
+        if timestamp_required and not timestamp:
+            _check_columns(path, names, {f"{columns.where}.timestamp": columns.timestamp})
+        raw = _parquet(path, columns, rating, timestamp, timestamp_required)
     else:
         header = csv_header(path, fmt)
         wanted, rating, timestamp = _wanted(columns, header)
