@@ -8,7 +8,7 @@ import pytest
 
 import viral.data.reviews as reviews_module
 from viral.data import amazon, amazon2023
-from viral.data.interactions import concat_interactions, unique_pairs
+from viral.data.interactions import concat_interactions, key_strings, unique_pairs
 from viral.data.reviews import read_review_interactions
 
 
@@ -19,8 +19,9 @@ def _write(path, lines):
 
 
 def _same(a, b):
-    for name in ("user", "item", "rating", "timestamp", "timestamp_known", "user_keys", "item_keys"):
+    for name in ("user", "item", "rating", "timestamp", "timestamp_known"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.user_keys.equals(b.user_keys) and a.item_keys.equals(b.item_keys)
 
 
 def test_fast_and_exact_readers_agree(tmp_path, rawfiles):
@@ -29,8 +30,8 @@ def test_fast_and_exact_readers_agree(tmp_path, rawfiles):
     fast = reviews_module._fast(path, amazon2023.REVIEW_FIELDS)
     exact = reviews_module._exact(path, amazon2023.REVIEW_FIELDS, "error")
     _same(fast, exact)
-    assert list(fast.user_keys) == list(dict.fromkeys(r["user_id"] for r in rows))  # first appearance
-    assert fast.user_keys[fast.user].tolist() == [r["user_id"] for r in rows]
+    assert fast.user_keys.to_pylist() == list(dict.fromkeys(r["user_id"] for r in rows))  # first appearance
+    assert key_strings(fast.user_keys, fast.user).tolist() == [r["user_id"] for r in rows]
 
 
 def test_missing_optional_fields_and_blank_lines(tmp_path):
@@ -41,7 +42,7 @@ def test_missing_optional_fields_and_blank_lines(tmp_path):
     _same(raw, reviews_module._exact(path, amazon.REVIEW_FIELDS, "error"))
     assert raw.timestamp_known.tolist() == [True, False, False] and raw.timestamp[0] == 7
     assert np.isnan(raw.rating[1]) and raw.rating[2] == 2.5
-    assert raw.item_keys.tolist() == ["B1", "B2"] and raw.item.tolist() == [0, 1, 1]
+    assert raw.item_keys.to_pylist() == ["B1", "B2"] and raw.item.tolist() == [0, 1, 1]
 
 
 @pytest.mark.parametrize("line", [
@@ -52,7 +53,7 @@ def test_lines_arrow_cannot_take_go_through_the_exact_reader(tmp_path, monkeypat
     monkeypatch.setattr(reviews_module, "BLOCK_BYTES", 4096)
     path = _write(tmp_path / "r.json.gz", ['{"reviewerID": "Z", "asin": "Y", "overall": 1}', line])
     raw = read_review_interactions(path, amazon.REVIEW_FIELDS)
-    assert raw.user_keys[raw.user].tolist() == ["Z", "A"] and raw.bad_lines == 0
+    assert key_strings(raw.user_keys, raw.user).tolist() == ["Z", "A"] and raw.bad_lines == 0
 
 
 def test_unique_pairs_first_and_earliest(tmp_path):
@@ -71,7 +72,7 @@ def test_concat_shares_the_key_tables(tmp_path):
         '{"user_id": "u3", "parent_asin": "y", "timestamp": 3}', '{"user_id": "u1", "parent_asin": "z", "timestamp": 4}']),
         amazon2023.REVIEW_FIELDS)
     both = concat_interactions([a, b])
-    assert both.user_keys.tolist() == ["u1", "u2", "u3"] and both.item_keys.tolist() == ["x", "y", "z"]
-    assert both.user_keys[both.user].tolist() == ["u1", "u2", "u3", "u1"]
-    assert both.item_keys[both.item].tolist() == ["x", "y", "y", "z"]
+    assert both.user_keys.to_pylist() == ["u1", "u2", "u3"] and both.item_keys.to_pylist() == ["x", "y", "z"]
+    assert key_strings(both.user_keys, both.user).tolist() == ["u1", "u2", "u3", "u1"]
+    assert key_strings(both.item_keys, both.item).tolist() == ["x", "y", "y", "z"]
     assert both.timestamp.tolist() == [1, 2, 3, 4]

@@ -157,6 +157,11 @@ def test_missing_inputs_and_bad_names_are_one_line_errors(workdir, capsys):
     assert _run("prepare", run_prepare, raw, tmp_path) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: prepare: data/raw/synthetic/reviews_Synthetic_5.json.gz: not found (run the download stage first)"
+    Path("data/raw/synthetic").mkdir(parents=True)
+    Path("data/raw/synthetic/reviews_Synthetic.json.gz").write_text("")
+    assert _run("prepare", run_prepare, raw, tmp_path) == 1
+    assert capsys.readouterr().err.strip().endswith("(run the download stage first); data/raw/synthetic has: "
+                                                    "reviews_Synthetic.json.gz")
     assert _run("images", run_images, raw, tmp_path) == 1
     assert capsys.readouterr().err.strip() == ("error: images: data/prepared/synthetic: not found (run the prepare "
                                                "stage first)")

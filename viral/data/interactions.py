@@ -47,8 +47,8 @@ class RawInteractions:
     def frame(self) -> pd.DataFrame:
         """`reviewerID, asin, overall, unixReviewTime` (the 2014 review columns), in file order."""
         return pd.DataFrame({
-            "reviewerID": pd.array(self.user_keys[self.user], dtype="string"),
-            "asin": pd.array(self.item_keys[self.item], dtype="string"),
+            "reviewerID": pd.array(key_strings(self.user_keys, self.user), dtype="string"),
+            "asin": pd.array(key_strings(self.item_keys, self.item), dtype="string"),
             "overall": self.rating.astype("float64"),
             "unixReviewTime": self.timestamps_or_none(),
         })
@@ -111,14 +111,18 @@ def has_blank(column: pa.Array) -> bool:
     return bool(column.null_count) or bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py())
 
 
-def _encode(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+def key_strings(keys: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """The key of each code, as an object array of str."""
+    return keys.take(pa.array(np.asarray(codes, dtype=np.int64))).to_numpy(zero_copy_only=False)
+
+
+def _encode(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
     """(int64 codes, keys) of string chunks, codes in order of first appearance."""
     if not chunks or not sum(len(chunk) for chunk in chunks):
-        return np.zeros(0, np.int64), np.zeros(0, dtype=object)
+        return np.zeros(0, np.int64), pa.array([], pa.string())
     encoded = pc.dictionary_encode(pa.chunked_array(chunks, pa.string()))
-    keys = encoded.chunks[0].dictionary.to_numpy(zero_copy_only=False)
     codes = np.concatenate([np.asarray(chunk.indices) for chunk in encoded.chunks]).astype(np.int64)
-    return codes, keys.astype(object)
+    return codes, encoded.chunks[0].dictionary
 
 
 def unique_pairs(raw: RawInteractions, keep: str = "first") -> np.ndarray:
@@ -145,13 +149,11 @@ def first_appearance_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int64), np.asarray(uniques, dtype=np.int64)
 
 
-def _merge_keys(key_tables: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+def _merge_keys(key_tables: list[pa.Array]) -> tuple[list[np.ndarray], pa.Array]:
     """Per table, the map from its codes to codes of the merged key table (first appearance order)."""
-    sizes = [len(keys) for keys in key_tables]
-    merged, uniques = pd.factorize(np.concatenate(key_tables) if key_tables else np.zeros(0, dtype=object))
-    bounds = np.cumsum([0, *sizes])
-    return [merged[start:stop].astype(np.int64) for start, stop in zip(bounds[:-1], bounds[1:])], \
-        np.asarray(uniques, dtype=object)
+    codes, keys = _encode(list(key_tables))
+    bounds = np.cumsum([0, *(len(table) for table in key_tables)])
+    return [codes[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])], keys
 
 
 def concat_interactions(parts: list[RawInteractions]) -> RawInteractions:

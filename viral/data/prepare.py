@@ -30,7 +30,7 @@ from viral.data import amazon, amazon2018, amazon2023, custom
 from viral.data.config import PrepareConfig
 from viral.data.datasets import Dataset, SplitSettings
 from viral.data.download import MMREC_SPLIT_DIR
-from viral.data.interactions import RawInteractions, first_appearance_ids, unique_pairs
+from viral.data.interactions import RawInteractions, first_appearance_ids, key_strings, unique_pairs
 from viral.data.kcore import kcore_mask
 from viral.data.mmrec import MMRecFolder, read_folder
 from viral.data.prepared import Prepared, empty_items, items_with_meta, split_counts, write_prepared
@@ -106,9 +106,9 @@ def assemble(kept: RawInteractions, labels: np.ndarray, user_ids: np.ndarray, us
         "rating": kept.rating.astype(np.float32),
         "timestamp": kept.timestamp if kept.timestamp_known.all() else kept.timestamps_or_none(),
     })
-    items, item_stats = read_items(pd.Series(kept.item_keys[item_codes], dtype=object))
+    items, item_stats = read_items(pd.Series(key_strings(kept.item_keys, item_codes), dtype=object))
     users = pd.DataFrame({"userID": np.arange(len(user_codes)),
-                          "reviewerID": np.asarray(kept.user_keys[user_codes], dtype=str)})
+                          "reviewerID": np.asarray(key_strings(kept.user_keys, user_codes), dtype=str)})
     prepared = Prepared(interactions.sort_values("userID", kind="stable", ignore_index=True), items, users)
     return prepared, item_stats
 
@@ -127,13 +127,18 @@ def split_labels(split: SplitSettings, user_ids: np.ndarray, kept: RawInteractio
 
 def prepare_interactions(raw: RawInteractions, split: SplitSettings, k: int, seed: int, read_items: ItemsReader,
                          keep: str, source_file: Path) -> tuple[Prepared, dict[str, Any]]:
-    """Dedupe, k-core, MMRec ids and the split of raw interactions; items from `read_items`."""
+    """Dedupe, k-core, MMRec ids and the split of raw interactions; items from `read_items`.
+    (Each intermediate copy is dropped as soon as the next exists: pass `raw` without keeping it.)"""
     if not len(raw):
         raise StageError(f"{source_file}: no interactions (empty file?)")
     if split.split in TIMED_SPLITS and not raw.timestamp_known.all():
         raise StageError(f"{source_file}: split {split.split} needs a timestamp on every interaction")
+    n_raw, bad_lines = len(raw), raw.bad_lines
     unique = raw.take(unique_pairs(raw, keep))
+    del raw
+    n_unique = len(unique)
     kept = unique.take(kcore_mask(unique.user, unique.item, k))
+    del unique
     if not len(kept):
         raise StageError(f"{source_file}: no interaction survives the {k}-core")
     user_ids, user_codes = first_appearance_ids(kept.user)
@@ -145,10 +150,11 @@ def prepare_interactions(raw: RawInteractions, split: SplitSettings, k: int, see
         "seed": seed if split.split == "random" else None,
         "k_core": k,
         **_counts(prepared),
-        "raw_interactions": len(raw),
-        "duplicate_pairs_dropped": len(raw) - len(unique),
+        "raw_interactions": n_raw,
+        "bad_lines_skipped": bad_lines,
+        "duplicate_pairs_dropped": n_raw - n_unique,
         "duplicates_kept": keep,
-        "removed_by_kcore": len(unique) - len(kept),
+        "removed_by_kcore": n_unique - len(kept),
         **item_stats,
     }
     return prepared, stats
@@ -170,14 +176,12 @@ def prepare_from_raw(reviews_path: Path, meta_path: Path, config: PrepareConfig,
     spec = RELEASES[release]
     fields = dataclasses.replace(spec.fields, timestamp_required=spec.fields.timestamp_required
                                  or split.split in TIMED_SPLITS)
-    raw = read_review_interactions(reviews_path, fields, config.bad_lines)
-    prepared, stats = prepare_interactions(raw, split, config.k_core, seed, _meta_reader(spec, meta_path,
-                                                                                          config.bad_lines),
+    prepared, stats = prepare_interactions(read_review_interactions(reviews_path, fields, config.bad_lines), split,
+                                           config.k_core, seed, _meta_reader(spec, meta_path, config.bad_lines),
                                            spec.keep, reviews_path)
-    meta_skipped = stats.pop("bad_meta_lines_skipped")
     stats["raw_reviews"] = stats.pop("raw_interactions")
-    return prepared, {"reviews_file": str(reviews_path), "timestamp_unit": spec.time_unit, **stats,
-                      "bad_lines_skipped": {"reviews": raw.bad_lines, "meta": meta_skipped}}
+    stats["bad_lines_skipped"] = {"reviews": stats["bad_lines_skipped"], "meta": stats.pop("bad_meta_lines_skipped")}
+    return prepared, {"reviews_file": str(reviews_path), "timestamp_unit": spec.time_unit, **stats}
 
 
 def prepare_published(paths: dict[str, Path], meta_path: Path, config: PrepareConfig
@@ -300,6 +304,14 @@ def prepare_from_mmrec(mmrec_dir: Path, reviews_path: Path | None, meta_path: Pa
     return prepared, {**stats, **_counts(prepared)}
 
 
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        found = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        listing = f"; {path.parent} has: {', '.join(found)}" if found else ""
+        raise StageError(f"{path}: not found (run the download stage first){listing}")
+    return path
+
+
 def prepare_custom(raw_dir: Path, dataset: Dataset, config: PrepareConfig, seed: int
                    ) -> tuple[Prepared, dict[str, Any]]:
     """A custom folder (imported into `raw_dir`): interactions and items files, see viral/data/custom.py."""
@@ -307,15 +319,16 @@ def prepare_custom(raw_dir: Path, dataset: Dataset, config: PrepareConfig, seed:
     where = f"datasets.{dataset.name}.columns"
     names = settings.columns
     columns = InteractionColumns(names.user, names.item, names.rating, names.timestamp, where)
-    interactions_path, items_path = raw_dir / settings.interactions, raw_dir / settings.items
+    interactions_path, items_path = _require(raw_dir / settings.interactions), _require(raw_dir / settings.items)
     raw = read_interaction_table(interactions_path, columns, config.bad_lines,
                                  timestamp_required=settings.split in TIMED_SPLITS)
     catalogue = custom.read_items(items_path, settings, where)
-    unknown = ~np.isin(raw.item_keys, catalogue.index.to_numpy())
+    keys = raw.item_keys.to_numpy(zero_copy_only=False)
+    unknown = ~np.isin(keys, catalogue.index.to_numpy())
     if unknown.any():
-        missing = set(raw.item_keys[unknown])
+        missing = set(keys[unknown])
         row = locate_row(interactions_path, columns, lambda user, item, stamp: item in missing)
-        example = raw.item_keys[np.flatnonzero(unknown)[0]]
+        example = keys[np.flatnonzero(unknown)[0]]
         raise StageError(f"{interactions_path}: {row}: field {names.item!r}: item {example!r} is not in "
                          f"{items_path.name} ({int(unknown.sum())} such items)")
 
@@ -324,12 +337,6 @@ def prepare_custom(raw_dir: Path, dataset: Dataset, config: PrepareConfig, seed:
 
     prepared, stats = prepare_interactions(raw, settings, config.k_core, seed, read_items, "first", interactions_path)
     return prepared, {"interactions_file": str(interactions_path), "items_file": str(items_path), **stats}
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise StageError(f"{path}: not found (run the download stage first)")
-    return path
 
 
 def prepare_dataset(raw_dir: Path, dataset: Dataset, config: PrepareConfig, seed: int
