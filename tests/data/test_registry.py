@@ -60,6 +60,8 @@ def test_an_entry_overrides_only_what_it_lists():
     (lambda r: r["datasets"].__setitem__("x", {"source": "mmrec"}), "datasets.x.path: missing required key"),
     (lambda r: r["datasets"].__setitem__("x", {"source": "mmrec", "path": "p", "split": "random"}),
      "datasets.x: unknown key 'split'; valid keys: path"),
+    (lambda r: r["datasets"].__setitem__("x", {"source": "custom", "path": "p", "split": "mmrec", "mmrec_dir": "d"}),
+     "datasets.x.split: got 'mmrec', expected one of random, last_out, timestamp"),
     (lambda r: r["datasets"].__setitem__("x", {"source": "custom", "path": "p", "columns": {"usr": "a"}}),
      "datasets.x.columns: unknown key 'usr'"),
     (lambda r: r["datasets"].__setitem__("x", {"source": "custom", "path": "p", "items": "../items.csv"}),

@@ -124,6 +124,7 @@ class CustomDataset(SplitSettings):
     JSON lines; CSV/TSV/JSON lines may be gzipped), imported whole by the download stage."""
 
     path: str
+    split: Literal["random", "last_out", "timestamp"] = "random"
     interactions: str = "interactions.csv"
     items: str = "items.csv"
     columns: CustomColumns = field(default_factory=CustomColumns)
