@@ -8,6 +8,7 @@ from typing import Literal, Union
 import pytest
 
 from viral.config import ConfigError
+from viral.data.datasets import SOURCES
 from viral.models import MODELS, model_class
 from viral.params import Params, parse_params
 
@@ -33,12 +34,20 @@ def _fields(cls, path: tuple[str, ...]):
             yield path + (f.name,), f, tp
 
 
+# The fewest settings that make an entry of each dataset source valid (the walk varies one field at a time).
+SOURCE_MINIMUM = {"synthetic": {}, "amazon2014": {"category": "Baby"}, "amazon2018": {"category": "All_Beauty"},
+                  "amazon2023": {"category": "Toys_and_Games"}, "mmrec": {"path": "folder"},
+                  "custom": {"path": "folder"}}
+
+
 def _all_fields():
     for path, f, tp in _fields(Params, ()):
-        if path != ("models",):  # each model's own Config, below
+        if path not in (("models",), ("datasets",)):  # each model's and each source's own config, below
             yield path, f, tp
     for name in sorted(MODELS):
         yield from _fields(model_class(name).Config, ("models", name))
+    for source in sorted(SOURCES):  # an entry named after its source: datasets.<source>.<field>
+        yield from _fields(SOURCES[source], ("datasets", source))
 
 
 FIELDS = list(_all_fields())
@@ -49,6 +58,9 @@ def _nested(path: tuple[str, ...], value) -> dict:
     raw = value
     for key in reversed(path):
         raw = {key: raw}
+    if path[0] == "datasets":
+        source = path[1]
+        raw["datasets"][source] = {"source": source, **SOURCE_MINIMUM[source], **raw["datasets"][source]}
     return raw
 
 
@@ -79,7 +91,8 @@ def test_the_walk_sees_every_stage_and_model():
     top = {path[0] for path, _, _ in FIELDS}
     assert {"download", "prepare", "images", "caption", "encode", "graphs", "train", "seed"} <= top
     assert {path[1] for path, _, _ in FIELDS if path[0] == "models"} == set(MODELS)
-    assert ("download", "synthetic", "n_users") in {path for path, _, _ in FIELDS}
+    assert {path[1] for path, _, _ in FIELDS if path[0] == "datasets"} == set(SOURCES) == set(SOURCE_MINIMUM)
+    assert ("datasets", "synthetic", "n_users") in {path for path, _, _ in FIELDS}
 
 
 @pytest.mark.parametrize("path, f", NUMERIC, ids=[".".join(p) for p, _ in NUMERIC])
@@ -118,8 +131,8 @@ def test_every_unknown_name_or_form_fails_with_one_line(path, f):
     ({"images": {"concurrency": 0}}, "images.concurrency: expected >= 1, got 0"),
     ({"images": {"shard_items": 0}}, "images.shard_items: expected >= 1, got 0"),
     ({"download": {"retries": -1}}, "download.retries: expected >= 0, got -1"),
-    ({"download": {"mirrors": ["snap.stanford.edu/data"]}},
-     "download.mirrors[0]: expected an http:// or https:// URL, got 'snap.stanford.edu/data'"),
+    ({"download": {"mirrors": {"amazon2014": ["snap.stanford.edu/data"]}}},
+     "download.mirrors.amazon2014[0]: expected an http:// or https:// URL, got 'snap.stanford.edu/data'"),
     ({"download": {"sha256": {"meta_Baby.json.gz": "abc"}}},
      "download.sha256.meta_Baby.json.gz: expected a sha256 hex digest"),
     ({"models": {"viral": {"fusion": "concat"}}},
@@ -139,5 +152,5 @@ def test_a_model_field_named_like_any_top_level_knob_is_rejected():
 
 def test_boundary_and_legal_forms_pass():
     params = parse_params({"train": {"device": "cuda:1", "epochs": 1, "patience": 0, "weight_decay": 0},
-                           "download": {"mirrors": ["http://127.0.0.1:8000/files"], "retries": 0}})
+                           "download": {"mirrors": {"amazon2014": ["http://127.0.0.1:8000/files"]}, "retries": 0}})
     assert params.train.device == "cuda:1" and params.download.retries == 0

@@ -35,7 +35,7 @@ def minilm():
 @pytest.fixture
 def params(tmp_path, monkeypatch, minilm):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["download"]["synthetic"].update(n_users=60, n_items=30, image_size=32)
+    raw["datasets"]["synthetic"].update(n_users=60, n_items=30, image_size=32)
     raw["encode"].update(device="cpu")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(encode_run, "load_encoder", lambda name, device: minilm)

@@ -79,7 +79,7 @@ class Pattern:
 
 
 def matching(regex: str, expected: str, default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING):
-    """A str field (or list of str, or mapping to str) whose every string must fully match `regex`."""
+    """A str field (or lists / mappings of them) whose every string must fully match `regex`."""
     kwargs: dict[str, Any] = {"metadata": {"pattern": Pattern(regex, expected)}}
     if default is not dataclasses.MISSING:
         kwargs["default"] = default
@@ -171,11 +171,11 @@ def field_default(f: dataclasses.Field):
 
 
 def _strings(value, where: str) -> list[tuple[str, str]]:
-    """(key path, string) of a str, a list of str or a mapping to str."""
+    """(key path, string) of every string in a str, or in (nested) lists and mappings of them."""
     if isinstance(value, dict):
-        return [(f"{where}.{key}", item) for key, item in value.items()]
+        return [found for key, item in value.items() for found in _strings(item, f"{where}.{key}")]
     if isinstance(value, (list, tuple)):
-        return [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        return [found for index, item in enumerate(value) for found in _strings(item, f"{where}[{index}]")]
     return [(where, value)]
 
 

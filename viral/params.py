@@ -9,19 +9,19 @@ from typing import Any, Literal
 from viral.caption.config import CaptionConfig
 from viral.config import ConfigError, bounded, build, choices, read_yaml
 from viral.data.config import DownloadConfig, ImagesConfig, PrepareConfig
+from viral.data.datasets import Dataset, builtin_datasets, parse_datasets
 from viral.encode.config import EncodeConfig
 from viral.graphs.config import GraphsConfig
 from viral.models import MODELS, model_class
 from viral.train.config import TrainConfig
 
-DATASETS = ("synthetic", "baby", "sports", "clothing")
 FUSIONS = ("viral", "pooling", "concat", "weighted_concat")
 VISUALS = ("vlm_title", "vlm_plain", "original")
 
 
 @dataclass(frozen=True)
 class Params:
-    dataset: str = choices(DATASETS, "synthetic")
+    dataset: str = "synthetic"  # a name in `datasets` (checked by parse_params)
     model: str = choices(lambda: MODELS, "viral")
     fusion: str = choices(FUSIONS, "viral")
     visual: str = choices(VISUALS, "vlm_title")
@@ -37,6 +37,13 @@ class Params:
     graphs: GraphsConfig = field(default_factory=GraphsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     models: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=builtin_datasets)
+
+    def dataset_config(self) -> Dataset:
+        """The registry entry of the selected dataset."""
+        if self.dataset not in self.datasets:
+            raise ConfigError(f"dataset: unknown name {self.dataset!r}; valid: {', '.join(sorted(self.datasets))}")
+        return self.datasets[self.dataset]
 
     def model_config(self, name: str | None = None):
         """The typed config of model `name` (default: the selected model), defaults filled in."""
@@ -64,6 +71,7 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     try:
         raw = dict(raw)
         raw_models = raw.pop("models", None) or {}
+        datasets = parse_datasets(raw.pop("datasets", None))
         if not isinstance(raw_models, dict):
             raise ConfigError(f"models: expected a mapping of model name -> settings, got {raw_models!r}")
         params = build(Params, raw)
@@ -73,6 +81,8 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
                 raise ConfigError(f"models.{name}: unknown model; valid: {', '.join(sorted(MODELS))}")
             _reject_top_level_knobs(name, section)
             models[name] = build(model_class(name).Config, section, f"models.{name}")
+        object.__setattr__(params, "datasets", datasets)
+        params.dataset_config()
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     object.__setattr__(params, "models", models)

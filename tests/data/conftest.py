@@ -52,11 +52,69 @@ def meta_for(reviews: list[dict], drop: int = 1) -> list[dict]:
     ]
 
 
+def write_json_lines(path: Path, rows: list[dict]) -> Path:
+    """JSON lines, gzipped when the name ends in .gz (the 2018 / 2023 review and meta files)."""
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as stream:
+            stream.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def reviews_2023(seed: int, n: int = 3000, n_users: int = 400, n_items: int = 150) -> list[dict]:
+    """Skewed random reviews in the 2023 format: `user_id`, item `parent_asin` (with a variant `asin`),
+    millisecond timestamps (some ties), review images, repeated pairs with an older duplicate later."""
+    rng = np.random.default_rng(seed)
+    users = rng.zipf(1.5, n) % n_users
+    items = rng.zipf(1.3, n) % n_items
+    times = 1_600_000_000_000 + rng.integers(0, 10**11, n) // 1000 * 1000  # whole seconds: ties happen
+    return [
+        {"rating": float(1 + (u + i) % 5), "title": "ok", "text": "fine " * int(k % 7),
+         "images": [{"small_image_url": "https://x/s.jpg", "medium_image_url": "https://x/m.jpg",
+                     "large_image_url": "https://x/l.jpg", "attachment_type": "IMAGE"}] if k % 11 == 0 else [],
+         "asin": f"V{i:09d}", "parent_asin": f"P{i:09d}", "user_id": f"AG{u:026d}", "timestamp": int(t),
+         "helpful_vote": int(k % 3), "verified_purchase": bool(k % 2)}
+        for k, (u, i, t) in enumerate(zip(users.tolist(), items.tolist(), times.tolist()))
+    ]
+
+
+def meta_2023(parent_asins: list[str]) -> list[dict]:
+    """2023 meta lines for the given items (images with several sizes, the main one second)."""
+    return [
+        {"main_category": "Toys & Games", "title": f"Toy {a}", "average_rating": 4.5, "rating_number": 10,
+         "features": [f"Feature of {a}", "Safe"], "description": [f"About {a}."], "price": 9.99 if n % 2 else None,
+         "images": [{"thumb": f"https://m/{a}_t2.jpg", "large": f"https://m/{a}_l2.jpg", "variant": "PT01",
+                     "hi_res": None},
+                    {"thumb": f"https://m/{a}_t.jpg", "large": f"https://m/{a}_l.jpg", "variant": "MAIN",
+                     "hi_res": f"https://m/{a}_h.jpg"}],
+         "videos": [], "store": "Acme" if n % 3 else None, "categories": ["Toys & Games", "Puzzles"],
+         "details": {"Brand": "Details Brand"}, "parent_asin": a, "bought_together": None}
+        for n, a in enumerate(parent_asins)
+    ]
+
+
+def kcore_pairs(pairs, k: int = 5) -> list[tuple]:
+    """Brute-force iterative k-core of (user, item) pairs: unique pairs in first-occurrence order."""
+    import pandas as pd
+
+    alive = list(dict.fromkeys(pairs))
+    while True:
+        users = pd.Series([u for u, _ in alive]).value_counts()
+        items = pd.Series([i for _, i in alive]).value_counts()
+        kept = [(u, i) for u, i in alive if users[u] >= k and items[i] >= k]
+        if kept == alive:
+            return alive
+        alive = kept
+
+
 @pytest.fixture
 def rawfiles():
     """The raw-file writers above (tests cannot import conftest under --import-mode=importlib)."""
     return SimpleNamespace(write_reviews=write_reviews, write_meta=write_meta, random_reviews=random_reviews,
-                           meta_for=meta_for)
+                           meta_for=meta_for, write_json_lines=write_json_lines, reviews_2023=reviews_2023,
+                           meta_2023=meta_2023, kcore_pairs=kcore_pairs)
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ def test_every_status_and_the_shards(catalog, tmp_path):
     assert table.column("image")[0].as_py() == _jpeg("blue", (3, 5))
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "shard-00000.parquet", "shard-00001.parquet",
                                                       "shard-00002.parquet", "status.parquet"]
-    assert report["status"] == {"ok": 3, "http_error": 1, "not_image": 2, "empty_url": 1, "timeout": 0, "error": 0}
+    assert report["status"] == {"ok": 3, "http_error": 1, "not_image": 2, "empty_url": 1, "timeout": 0, "error": 0,
+                                "skipped": 0}
     assert report["shards"] == 3 and report["shards_reused"] == 0
 
 

@@ -40,7 +40,7 @@ def exported(raw_dir, tmp_path):
 
 @pytest.mark.skipif(not BABY.is_dir(), reason="../shared/data/baby (MMRec's Baby split) is not in this checkout")
 def test_baby_mmrec_split_is_adopted_exactly():
-    prepared, stats = prepare_from_mmrec(BABY, None, None, PrepareConfig(split="mmrec_file"))
+    prepared, stats = prepare_from_mmrec(BABY, None, None, PrepareConfig())
     assert (stats["users"], stats["items"], stats["interactions"]) == (19445, 7050, 160792)
     assert stats["splits"] == {"train": 118551, "valid": 20559, "test": 21682}
     mapping = pd.read_csv(BABY / "i_id_mapping.csv", sep="\t", dtype={"asin": str})
@@ -60,7 +60,7 @@ def test_export_round_trip_is_consistent_with_raw(exported, raw_dir):
     prepared, out, written, text = exported
     assert set(written) == {"synthetic.inter", "i_id_mapping.csv", "u_id_mapping.csv", "synthetic_url.csv",
                             "text_feat.npy", "image_feat.npy"}
-    again, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
+    again, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
     assert stats["checked_against_raw"] and stats["raw_mismatches"] == []
     assert stats["mmrec_features"] == ["image_feat.npy", "text_feat.npy"]
     for column in ("userID", "itemID", "split", "rating", "timestamp"):
@@ -74,7 +74,7 @@ def test_ratings_come_from_raw_when_the_inter_lacks_them(exported, raw_dir):
     prepared, out, _, _ = exported
     inter = pd.read_csv(out / "synthetic.inter", sep="\t")
     inter[["userID", "itemID", "x_label"]].to_csv(out / "synthetic.inter", sep="\t", index=False)
-    again, _ = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
+    again, _ = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
     assert np.allclose(again.interactions["rating"], prepared.interactions["rating"])
 
 
@@ -84,8 +84,8 @@ def test_inter_that_does_not_match_raw_is_reported(exported, raw_dir):
     inter = inter.drop(index=[0, 1])  # two interactions the raw 5-core has
     inter.to_csv(out / "synthetic.inter", sep="\t", index=False)
     with pytest.raises(StageError, match=r"does not match the raw data .*2 interactions only in the raw 5-core"):
-        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
-    adopted, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file", mmrec_check="warn"))
+        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
+    adopted, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(mmrec_check="warn"))
     assert len(adopted.interactions) == len(inter) and len(stats["raw_mismatches"]) == 1
 
 
@@ -99,7 +99,7 @@ def test_unknown_asins_and_users_are_reported(exported, raw_dir):
     users.loc[0, "user_id"] = "GHOST"
     users.to_csv(out / "u_id_mapping.csv", sep="\t", index=False)
     with pytest.raises(StageError) as err:
-        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
+        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
     message = str(err.value)
     assert "1 asins of the item map are not in the reviews (e.g. 'NOTINRAW01')" in message
     assert "1 users of the user map never reviewed (e.g. 'GHOST')" in message
@@ -109,12 +109,12 @@ def test_unknown_asins_and_users_are_reported(exported, raw_dir):
 def test_without_user_map_item_counts_are_compared(exported, raw_dir):
     _, out, _, _ = exported
     (out / "u_id_mapping.csv").unlink()
-    _, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
+    _, stats = prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
     assert stats["raw_mismatches"] == []
     inter = pd.read_csv(out / "synthetic.inter", sep="\t").drop(index=[0])
     inter.to_csv(out / "synthetic.inter", sep="\t", index=False)
     with pytest.raises(StageError, match="1 items have a different interaction count"):
-        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig(split="mmrec_file"))
+        prepare_from_mmrec(out, *_paths(raw_dir), PrepareConfig())
 
 
 @pytest.mark.parametrize(

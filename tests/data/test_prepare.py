@@ -16,21 +16,10 @@ def _paths(raw_dir):
     return raw_dir / "reviews_Synthetic_5.json.gz", raw_dir / "meta_Synthetic.json.gz"
 
 
-def _brute(pairs, k):
-    alive = list(dict.fromkeys(pairs))  # unique pairs, first occurrence order
-    while True:
-        users = pd.Series([u for u, _ in alive]).value_counts()
-        items = pd.Series([i for _, i in alive]).value_counts()
-        nxt = [(u, i) for u, i in alive if users[u] >= k and items[i] >= k]
-        if nxt == alive:
-            return alive
-        alive = nxt
-
-
 def test_matches_reference_kcore_ids_and_split(raw_dir, rawfiles):
     prepared, stats = prepare_from_raw(*_paths(raw_dir), PrepareConfig(), seed=5)
     reviews = rawfiles.random_reviews(0)
-    core = _brute([(r["reviewerID"], r["asin"]) for r in reviews], 5)
+    core = rawfiles.kcore_pairs([(r["reviewerID"], r["asin"]) for r in reviews], 5)
     # ids in order of first appearance over the filtered rows, as MMRec's pd.unique
     user_ids = {u: n for n, u in enumerate(dict.fromkeys(u for u, _ in core))}
     item_ids = {i: n for n, i in enumerate(dict.fromkeys(i for _, i in core))}

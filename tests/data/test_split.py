@@ -1,8 +1,8 @@
-"""MMRec's per-user split rule, checked user by user, and its seeding."""
+"""MMRec's per-user split rule, checked user by user, and its seeding; the chronological splits."""
 import numpy as np
 import pytest
 
-from viral.data.split import per_user_split, split_sizes
+from viral.data.split import last_out_split, per_user_split, split_sizes, timestamp_split
 
 
 def _rule(n: int) -> tuple[int, int, int]:
@@ -47,3 +47,20 @@ def test_order_within_a_user_is_random_not_positional():
 def test_too_few_interactions_is_an_error():
     with pytest.raises(ValueError, match="at least 3"):
         per_user_split(np.array([0, 0, 1, 1, 1]), seed=0)
+
+
+def test_last_out_against_a_loop():
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 30, 400)
+    times = rng.integers(0, 50, 400)  # many ties
+    labels = last_out_split(users, times)
+    for user in np.unique(users):
+        rows = sorted(np.flatnonzero(users == user), key=lambda row: (times[row], row))
+        expected = [0] * max(len(rows) - 2, 0) + [1, 2][-min(len(rows), 2):]
+        assert labels[rows].tolist() == expected, user
+
+
+def test_timestamp_split():
+    assert timestamp_split(np.array([1, 5, 9, 10, 20]), 5, 10).tolist() == [0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="must not be after"):
+        timestamp_split(np.array([1]), 10, 5)

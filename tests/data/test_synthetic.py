@@ -254,11 +254,11 @@ def test_repair_pass_lifts_every_item_to_five_users():
 )
 def test_bad_config_is_rejected(changes, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        build(SyntheticConfig, changes, "download.synthetic")
+        build(SyntheticConfig, changes, "datasets.synthetic")
 
 
 def test_bad_config_names_the_params_key():
     from viral.params import parse_params
 
-    with pytest.raises(ConfigError, match=r"download\.synthetic\.interactions_per_user: expected >= 5"):
-        parse_params({"download": {"synthetic": {"interactions_per_user": 3}}})
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic\.interactions_per_user: expected >= 5"):
+        parse_params({"datasets": {"synthetic": {"source": "synthetic", "interactions_per_user": 3}}})

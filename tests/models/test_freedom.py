@@ -98,7 +98,7 @@ def test_loss_matches_the_dense_reference_on_the_epochs_pruned_graph():
 @pytest.mark.parametrize("finetune", [False, True])
 def test_gradients_reach_every_parameter(finetune):
     data = small_data()
-    model = _model(data, Config(embedding_dim=4, reg_weight=0.3, finetune_features=finetune))
+    model = _model(data, Config(embedding_dim=4, reg_weight=0.3, tune_features=finetune))
     u, p, n = random_batch(data)
     model.loss(u[:20], p[:20], n[:20])["loss"].backward()
     expected = {"user_embedding", "item_embedding", "projections.text.weight", "projections.visual.weight"}
@@ -116,7 +116,7 @@ def test_gradients_reach_every_parameter(finetune):
 def test_fine_tuned_features_start_at_the_given_features():
     data = small_data()
     frozen = _model(data, seed=1)
-    tuned = _model(data, Config(embedding_dim=4, reg_weight=0.3, finetune_features=True), seed=1)
+    tuned = _model(data, Config(embedding_dim=4, reg_weight=0.3, tune_features=True), seed=1)
     with torch.no_grad():
         items = torch.arange(data.inputs.n_items)
         for name in ("text", "visual"):
@@ -241,8 +241,8 @@ def test_trains_in_the_engine():
 def test_bad_config_fails_with_one_line():
     with pytest.raises(ConfigError, match="models.freedom.dropout"):
         parse_params({"models": {"freedom": {"dropout": 1.0}}})
-    with pytest.raises(ConfigError, match="models.freedom.finetune_features"):
-        parse_params({"models": {"freedom": {"finetune_features": "yes"}}})
+    with pytest.raises(ConfigError, match="models.freedom.tune_features"):
+        parse_params({"models": {"freedom": {"tune_features": "yes"}}})
 
 
 @needs_cuda

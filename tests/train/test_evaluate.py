@@ -63,11 +63,12 @@ def test_ties_are_resolved_without_changing_the_metric():
     assert result["valid"]["ndcg@5"] == round((1 / math.log2(3) + 1 / math.log2(6)) / 2, 4)
 
 
-def naive_metrics(scores, data, split, k):
-    """Per-user Python reference: sort all items, drop train items, read the definitions literally."""
+def naive_user_metrics(scores, data, split, k):
+    """Per-user Python reference: sort all items, drop train items, read the definitions literally.
+    {user: {metric@k: value}} for every user with train and `split` items."""
     train = data.inputs.train_pairs
     held = data.held_out[split]
-    values = {"recall": [], "ndcg": [], "precision": [], "map": []}
+    found = {}
     for user in np.unique(held[:, 0]):
         seen = set(train[train[:, 0] == user, 1])
         if not seen:
@@ -75,15 +76,18 @@ def naive_metrics(scores, data, split, k):
         relevant = set(held[held[:, 0] == user, 1])
         ranking = [i for i in np.argsort(-scores[user], kind="stable") if i not in seen][:k]
         hits = [int(i in relevant) for i in ranking]
-        found = sum(hits)
-        values["recall"].append(found / len(relevant))
-        values["precision"].append(found / k)
         dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
         idcg = sum(1 / math.log2(r + 2) for r in range(min(len(relevant), k)))
-        values["ndcg"].append(dcg / idcg)
         precisions = [sum(hits[: r + 1]) / (r + 1) for r in range(len(hits)) if hits[r]]
-        values["map"].append(sum(precisions) / min(len(relevant), k))
-    return {f"{name}@{k}": float(np.mean(v)) for name, v in values.items()}
+        found[int(user)] = {f"recall@{k}": sum(hits) / len(relevant), f"ndcg@{k}": dcg / idcg,
+                            f"precision@{k}": sum(hits) / k, f"map@{k}": sum(precisions) / min(len(relevant), k)}
+    return found
+
+
+def naive_metrics(scores, data, split, k):
+    """The mean over users of `naive_user_metrics`."""
+    per_user = list(naive_user_metrics(scores, data, split, k).values())
+    return {name: float(np.mean([user[name] for user in per_user])) for name in per_user[0]}
 
 
 @pytest.mark.parametrize("k", [5, 10, 20])

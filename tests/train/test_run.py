@@ -64,6 +64,19 @@ def test_train_stage_writes_metrics_curves_plot_and_model(tmp_path, tiny_data):
            {k: v for k, v in record.items() if not k.startswith("seconds")}
 
 
+def test_train_stage_writes_each_users_metrics_and_the_contribution(tmp_path, tiny_data):
+    write_dataset(tmp_path, tiny_data)
+    record = run_train(params(), root=tmp_path)
+    per_user = pd.read_parquet(tmp_path / "results/per_user.parquet")
+    assert per_user.columns[0] == "userID" and "valid_recall@20" in per_user and "test_ndcg@50" in per_user
+    for split in ("valid", "test"):
+        assert round(per_user[f"{split}_recall@20"].mean(), 4) == record[split]["recall@20"]
+    contribution = json.loads((tmp_path / "results/contribution.json").read_text())
+    assert (contribution["model"], contribution["seed"], contribution["modalities"]) == ("lightgcn", 999, [])
+    assert contribution["full"]["recall@20"] == record["test"]["recall@20"]
+    assert contribution["user_modality_weights"] == {}
+
+
 def test_top_level_knobs_fill_same_named_model_fields():
     @dataclasses.dataclass(frozen=True)
     class WithFusion:

@@ -26,6 +26,7 @@ from viral.caption.output import empty_row, output_table
 from viral.caption.precomputed import check_coverage, read_descriptions
 from viral.caption.provenance import engine_settings, library_versions
 from viral.caption.writer import ResultWriter
+from viral.data.download import brings_features
 from viral.io import atomic_dir, write_parquet
 from viral.params import Params
 from viral.run_report import write_run_report
@@ -41,7 +42,9 @@ def run_caption(params: Params, make: CaptionerFactory = make_captioner) -> dict
     config = params.caption
     start = time.perf_counter()
     items = read_items(Path("data/prepared") / params.dataset)
-    if config.backend == "precomputed":
+    if brings_features(Path("data/raw") / params.dataset):
+        results = {prompt: skip_captions(config, prompt, items) for prompt in config.prompts}
+    elif config.backend == "precomputed":
         results = {prompt: import_precomputed(config, params.dataset, prompt, items) for prompt in config.prompts}
     else:
         results = caption_with_model(params, items, make)
@@ -55,6 +58,14 @@ def run_caption(params: Params, make: CaptionerFactory = make_captioner) -> dict
     # Outside the output: its timings must not re-run encode.
     write_run_report("caption", {"wall_seconds": round(time.perf_counter() - start, 3), "prompts": reports})
     return reports
+
+
+def skip_captions(config: CaptionConfig, prompt: str, items: list[Item]) -> tuple[list[dict], dict, dict]:
+    """No captions for a dataset that brings its own features (an MMRec folder: it has no images)."""
+    reason = "the dataset brings its own features (MMRec folder); nothing to caption"
+    rows = [empty_row(item.item_id, item.asin, "missing_image", config.backend, config.model, None) for item in items]
+    report = dict(items=len(items), captioned=0, from_cache=0, failed=0, missing_image=len(items), skipped=reason)
+    return rows, report, dict(prompt=prompt, backend=config.backend, model=config.model, skipped=reason)
 
 
 def import_precomputed(

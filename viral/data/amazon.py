@@ -11,53 +11,36 @@ and what was expected, and with `bad_lines="skip"` skips and counts such lines i
 from __future__ import annotations
 
 import ast
-import gzip
-import json
-import logging
 import re
-import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from viral.data import releases
+from viral.data.records import BadLine, BadLines, RawFormatError, field, read_records, required_text
+from viral.data.reviews import ReviewFields, read_review_interactions
 from viral.io import atomic_path
-from viral.stage import StageError
 
-log = logging.getLogger(__name__)
+__all__ = ["RawFormatError", "CATEGORIES", "REVIEW_FIELDS", "read_reviews", "read_meta", "read_image_features",
+           "write_image_features", "remote_files", "reviews_name", "meta_name", "image_features_name"]
 
-# Dataset name -> category in the 2014 file names. `synthetic` takes its category from SyntheticConfig.
-CATEGORIES: dict[str, str] = {
-    "baby": "Baby",
-    "sports": "Sports_and_Outdoors",
-    "clothing": "Clothing_Shoes_and_Jewelry",
-}
-
+CATEGORIES = releases.AMAZON_2014
+REVIEW_FIELDS = ReviewFields(user="reviewerID", item="asin", rating="overall", timestamp="unixReviewTime")
 REVIEW_COLUMNS = ("reviewerID", "asin", "overall", "unixReviewTime")
 META_COLUMNS = ("asin", "title", "brand", "description", "categories", "imUrl", "price")
 FEATURE_DIM = 4096
 ASIN_BYTES = 10
 
-BadLines = Literal["error", "skip"]
 
-
-class RawFormatError(StageError):
-    """A raw file that does not follow its format (reported as one line)."""
-
-
-class _BadLine(ValueError):
-    """One malformed line; the message says what was expected."""
-
-
-def category(dataset: str, synthetic_category: str = "Synthetic") -> str:
-    """The category part of the raw file names of `dataset`."""
-    if dataset == "synthetic":
-        return synthetic_category
-    if dataset not in CATEGORIES:
-        raise ValueError(f"unknown Amazon dataset {dataset!r}; valid: synthetic, {', '.join(sorted(CATEGORIES))}")
-    return CATEGORIES[dataset]
+def remote_files(cat: str, image_features: bool) -> list[str]:
+    """The files of a category, relative to a mirror's `categoryFiles` folder."""
+    names = [reviews_name(cat), meta_name(cat)]
+    if image_features:
+        names.append(image_features_name(cat))
+    return names
 
 
 def reviews_name(cat: str) -> str:
@@ -72,99 +55,19 @@ def image_features_name(cat: str) -> str:
     return f"image_features_{cat}.b"
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a gzip file; a damaged gzip becomes a RawFormatError."""
-    number = 0
-    try:
-        with gzip.open(path, "rb") as stream:
-            for number, line in enumerate(stream, start=1):
-                yield number, line
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise RawFormatError(
-            f"{path}: truncated or corrupt gzip after line {number} ({err}); delete the file and download it again"
-        ) from None
-
-
-def _read_records(
-    path: str | Path,
-    parse: Callable[[bytes], dict[str, Any]],
-    what: str,
-    bad_lines: BadLines,
-    keep: Callable[[bytes], bool] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """Parse every non-blank line of `path` with `parse`; returns the records and the count of skipped lines."""
-    if bad_lines not in ("error", "skip"):
-        raise ValueError(f"bad_lines must be 'error' or 'skip', got {bad_lines!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise RawFormatError(f"{path}: no such file")
-    records: list[dict[str, Any]] = []
-    skipped = 0
-    for number, line in _lines(path):
-        if not line.strip() or (keep is not None and not keep(line)):
-            continue
-        try:
-            records.append(parse(line))
-        except _BadLine as err:
-            if bad_lines == "error":
-                raise RawFormatError(
-                    f"{path}:{number}: expected {what}: {err} (prepare.bad_lines: skip to skip such lines)"
-                ) from None
-            skipped += 1
-    if skipped:
-        log.warning("%s: skipped %d malformed lines", path, skipped)
-    return records, skipped
-
-
-def _field(record: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = record.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise _BadLine(f"field {name!r} has a {type(value).__name__}: {value!r:.60}")
-    return value
-
-
-def _required_text(record: dict[str, Any], name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value:
-        raise _BadLine(f"missing or empty field {name!r}")
-    return value
-
-
-def _parse_review(line: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _BadLine(f"invalid JSON ({err})") from None
-    if not isinstance(record, dict):
-        raise _BadLine(f"a JSON object, got {type(record).__name__}")
-    overall = _field(record, "overall", (int, float), float("nan"))
-    timestamp = _field(record, "unixReviewTime", int, None)
-    return {
-        "reviewerID": _required_text(record, "reviewerID"),
-        "asin": _required_text(record, "asin"),
-        "overall": float(overall),
-        "unixReviewTime": timestamp,
-    }
-
-
 def read_reviews(path: str | Path, bad_lines: BadLines = "error") -> pd.DataFrame:
     """A `reviews_<Cat>_5.json.gz` file as `reviewerID, asin (str), overall (float64, NaN when absent),
     unixReviewTime (Int64, <NA> when absent)`, in file order; `attrs["bad_lines"]` counts skipped lines."""
-    records, skipped = _read_records(path, _parse_review, "a JSON review object", bad_lines)
-    frame = pd.DataFrame.from_records(records, columns=list(REVIEW_COLUMNS))
-    frame = frame.astype(
-        {"reviewerID": "string", "asin": "string", "overall": "float64", "unixReviewTime": "Int64"}
-    )
-    frame.attrs["bad_lines"] = skipped
+    raw = read_review_interactions(path, REVIEW_FIELDS, bad_lines)
+    frame = raw.frame()
+    frame.attrs["bad_lines"] = raw.bad_lines
     return frame
 
 
 def _categories(record: dict[str, Any]) -> list[list[str]]:
-    value = _field(record, "categories", list, [])
+    value = field(record, "categories", list, [])
     if not all(isinstance(path, list) and all(isinstance(name, str) for name in path) for path in value):
-        raise _BadLine(f"field 'categories' must be a list of lists of str, got {value!r:.60}")
+        raise BadLine(f"field 'categories' must be a list of lists of str, got {value!r:.60}")
     return value
 
 
@@ -173,17 +76,17 @@ def _parse_meta(line: bytes) -> dict[str, Any]:
         record = ast.literal_eval(line.decode("utf-8"))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise _BadLine(f"a python-literal dict ({reason})") from None
+        raise BadLine(f"a python-literal dict ({reason})") from None
     if not isinstance(record, dict):
-        raise _BadLine(f"a python-literal dict, got {type(record).__name__}")
-    price = _field(record, "price", (int, float), None)
+        raise BadLine(f"a python-literal dict, got {type(record).__name__}")
+    price = field(record, "price", (int, float), None)
     return {
-        "asin": _required_text(record, "asin"),
-        "title": _field(record, "title", str, ""),
-        "brand": _field(record, "brand", str, ""),
-        "description": _field(record, "description", str, ""),
+        "asin": required_text(record, "asin"),
+        "title": field(record, "title", str, ""),
+        "brand": field(record, "brand", str, ""),
+        "description": field(record, "description", str, ""),
         "categories": _categories(record),
-        "imUrl": _field(record, "imUrl", str, ""),
+        "imUrl": field(record, "imUrl", str, ""),
         "price": None if price is None else float(price),
     }
 
@@ -193,25 +96,23 @@ def _parse_meta(line: bytes) -> dict[str, Any]:
 _META_ASIN = re.compile(rb"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
 
 
-def read_meta(
-    path: str | Path, bad_lines: BadLines = "error", asins: Collection[str] | None = None
-) -> pd.DataFrame:
-    """A `meta_<Cat>.json.gz` file as `asin, title, brand, description (str, "" when absent),
-    categories (list of category paths, [] when absent), imUrl (str), price (float64, NaN when absent)`.
+def read_meta_records(path: str | Path, parse: Callable[[bytes], dict[str, Any]], what: str, bad_lines: BadLines,
+                      asins: Collection[str] | None, asin_pattern: re.Pattern) -> pd.DataFrame:
+    """Meta lines parsed by `parse` into the `META_COLUMNS` frame (any release).
 
-    With `asins`, only lines whose asin is in that set are parsed (lines whose asin cannot be seen
-    without parsing are parsed too, so a malformed line is still reported); `attrs["bad_lines"]`
-    counts skipped lines.
+    With `asins`, only lines whose key (the first group of `asin_pattern`, found without parsing)
+    is in that set are parsed; lines whose key cannot be seen are parsed too, so a malformed line is
+    still reported. `attrs["bad_lines"]` counts skipped lines.
     """
     keep = None
     if asins is not None:
         wanted = {asin.encode() for asin in asins}
 
         def keep(line: bytes) -> bool:
-            match = _META_ASIN.search(line)
+            match = asin_pattern.search(line)
             return match is None or match.group(1) in wanted
 
-    records, skipped = _read_records(path, _parse_meta, "a python-literal meta dict", bad_lines, keep)
+    records, skipped = read_records(path, parse, what, bad_lines, keep)
     frame = pd.DataFrame.from_records(records, columns=list(META_COLUMNS))
     frame = frame.astype(
         {"asin": "string", "title": "string", "brand": "string", "description": "string",
@@ -219,6 +120,15 @@ def read_meta(
     )
     frame.attrs["bad_lines"] = skipped
     return frame
+
+
+def read_meta(
+    path: str | Path, bad_lines: BadLines = "error", asins: Collection[str] | None = None
+) -> pd.DataFrame:
+    """A `meta_<Cat>.json.gz` file as `asin, title, brand, description (str, "" when absent),
+    categories (list of category paths, [] when absent), imUrl (str), price (float64, NaN when absent)`,
+    restricted to `asins` when given (see `read_meta_records`)."""
+    return read_meta_records(path, _parse_meta, "a python-literal meta dict", bad_lines, asins, _META_ASIN)
 
 
 def read_image_features(

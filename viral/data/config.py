@@ -28,17 +28,32 @@ class SyntheticConfig:
             )
 
 
+# Per Amazon release, the mirrors tried in order (docs/datasets.md cites them); each URL is the folder
+# that the release's relative file paths start from.
+DEFAULT_MIRRORS = {
+    "amazon2014": [
+        "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
+        "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
+        "http://jmcauley.ucsd.edu/data/amazon/productGraph/categoryFiles",
+    ],
+    "amazon2018": [
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_v2",
+        "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2",
+        "https://jmcauley.ucsd.edu/data/amazon_v2",
+    ],
+    "amazon2023": [
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023",
+        "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_2023",
+    ],
+}
+
+
 @dataclass(frozen=True)
 class DownloadConfig:
-    # Tried in order; each holds the 2014 `categoryFiles` (SNAP first, UCSD as the fallback).
-    mirrors: list[str] = matching(
+    # Per release, tried in order (SNAP first for 2014, UCSD as the fallback).
+    mirrors: dict[str, list[str]] = matching(
         r"https?://[^/\s]+(/\S*)?", "an http:// or https:// URL",
-        default_factory=lambda: [
-            "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
-            "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles",
-            "http://jmcauley.ucsd.edu/data/amazon/productGraph/categoryFiles",
-        ]
-    )
+        default_factory=lambda: {release: list(urls) for release, urls in DEFAULT_MIRRORS.items()})
     image_features: bool = False
     retries: int = bounded(5, ge=0)
     timeout_s: float = bounded(60.0, gt=0)
@@ -48,18 +63,19 @@ class DownloadConfig:
                                       default_factory=dict)
     # Completed and partial downloads, kept outside the DVC output so reruns resume instead of refetching.
     cache_dir: str = "data/downloads"
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
-        if not self.mirrors:
-            raise ConfigError("mirrors: expected at least one URL")
+        unknown = sorted(set(self.mirrors) - set(DEFAULT_MIRRORS))
+        if unknown:
+            raise ConfigError(f"mirrors: unknown release {unknown[0]!r}; valid: {', '.join(DEFAULT_MIRRORS)}")
+        empty = [release for release, urls in self.mirrors.items() if not urls]
+        if empty:
+            raise ConfigError(f"mirrors: {empty[0]}: expected at least one URL")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
     k_core: int = bounded(5, ge=3, why="the split needs 3 interactions per user")
-    split: Literal["random", "mmrec_file"] = "random"
-    mmrec_dir: str = ""
     bad_lines: Literal["error", "skip"] = "error"
     mmrec_check: Literal["error", "warn"] = "error"
 

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 SHARD_PATTERN = "shard-*.parquet"
 STATUS_FILE = "status.parquet"
-STATUSES = ("ok", "http_error", "not_image", "empty_url", "timeout", "error")
+# skipped: the dataset brings its own image features (an MMRec folder), so no image is fetched.
+STATUSES = ("ok", "http_error", "not_image", "empty_url", "timeout", "error", "skipped")
 
 IMAGE_SCHEMA = pa.schema(
     [

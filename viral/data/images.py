@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from viral.data.config import ImagesConfig
+from viral.data.download import brings_features
 from viral.data.http import HTTPStatusError, TransientError, get_bytes
 from viral.data.image_store import (
     IMAGE_SCHEMA,
@@ -194,12 +195,33 @@ def fetch_images(items: pd.DataFrame, raw_dir: Path, out_dir: Path, cache: Path,
             "concurrency": config.concurrency}
 
 
+SKIP_DETAIL = "the dataset brings its own image features (MMRec image_feat.npy); no image is fetched"
+
+
+def skip_images(items: pd.DataFrame, out_dir: Path) -> dict:
+    """Every item `skipped` (no shards): for datasets whose visual features come with them."""
+    items = items.sort_values("itemID", ignore_index=True)
+    status = pa.table({"itemID": items["itemID"].astype("int64").tolist(), "asin": items["asin"].tolist(),
+                       "status": ["skipped"] * len(items), "detail": [SKIP_DETAIL] * len(items)},
+                      schema=STATUS_SCHEMA)
+    report = {"items": len(items), "status": {name: len(items) if name == "skipped" else 0 for name in STATUSES},
+              "shards": 0, "skipped": SKIP_DETAIL}
+    with atomic_dir(out_dir) as tmp:
+        pq.write_table(status, tmp / STATUS_FILE)
+        write_json(tmp / "report.json", report)
+    return report
+
+
 def run_images(params: Params) -> None:
     prepared = Path("data/prepared") / params.dataset
     if not prepared.is_dir():
         raise StageError(f"{prepared}: not found (run the prepare stage first)")
     _, items = load_prepared(prepared)
     raw_dir = Path("data/raw") / params.dataset
+    if brings_features(raw_dir):
+        skip_images(items[["itemID", "asin"]], Path("data/images") / params.dataset)
+        log.info("images %s: %d items skipped: %s", params.dataset, len(items), SKIP_DETAIL)
+        return
     cache = Path(params.images.cache_dir) / params.dataset
     report = fetch_images(items[["itemID", "asin", "imUrl"]], raw_dir, Path("data/images") / params.dataset,
                           cache, params.images)

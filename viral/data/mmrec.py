@@ -76,6 +76,8 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     `timestamp` when the file has them (MMRec's 5-column version); ids checked, no duplicate pairs."""
     path = Path(path)
     frame = _read_table(path, "\t", ["userID", "itemID", SPLIT_COLUMN])
+    if frame.empty:
+        raise MMRecFormatError(f"{path}: no interactions (only a header)")
     out = pd.DataFrame({"userID": _ints(frame, "userID", path), "itemID": _ints(frame, "itemID", path)})
     split = _ints(frame, SPLIT_COLUMN, path)
     bad = ~np.isin(split, (0, 1, 2))
@@ -111,7 +113,7 @@ def _read_map(path: Path, key: str, id_column: str, out_key: str) -> pd.DataFram
     return out.sort_values(id_column, ignore_index=True)
 
 
-def _inter_path(folder: Path) -> Path:
+def inter_path(folder: Path) -> Path:
     own = folder / f"{folder.name}.inter"
     if own.is_file():
         return own
@@ -127,19 +129,19 @@ def read_folder(folder: str | Path) -> MMRecFolder:
     folder = Path(folder)
     if not folder.is_dir():
         raise MMRecFormatError(f"{folder}: no such MMRec data folder")
-    inter_path = _inter_path(folder)
-    name = inter_path.stem
-    inter = read_inter(inter_path)
+    inter_file = inter_path(folder)
+    name = inter_file.stem
+    inter = read_inter(inter_file)
     items = _read_map(folder / ITEM_MAP, "asin", "itemID", "asin")
-    _check_ids(inter["itemID"].to_numpy(), len(items), inter_path, "itemID")
+    _check_ids(inter["itemID"].to_numpy(), len(items), inter_file, "itemID")
     users = None
     if (folder / USER_MAP).is_file():
         users = _read_map(folder / USER_MAP, "user_id", "userID", "reviewerID")
-        _check_ids(inter["userID"].to_numpy(), len(users), inter_path, "userID")
+        _check_ids(inter["userID"].to_numpy(), len(users), inter_file, "userID")
     n_users = int(inter["userID"].max()) + 1 if len(inter) else 0
     present = np.bincount(inter["userID"].to_numpy(), minlength=n_users) > 0
     if not present.all():
-        raise MMRecFormatError(f"{inter_path}: userID must be contiguous; user {int(np.argmin(present))} has no row")
+        raise MMRecFormatError(f"{inter_file}: userID must be contiguous; user {int(np.argmin(present))} has no row")
     image_urls = None
     url_path = folder / f"{name}_url.csv"
     if url_path.is_file():

@@ -43,3 +43,32 @@ def per_user_split(users: np.ndarray, seed: int) -> np.ndarray:
     train_n, valid_n = train[sorted_users], valid[sorted_users]
     labels[order] = np.where(rank < train_n, TRAIN, np.where(rank < train_n + valid_n, VALID, TEST))
     return labels
+
+
+LAST_OUT_RULE = "last_out: per user by time, the latest interaction test, the one before valid, the rest train"
+TIMESTAMP_RULE = "timestamp: train before valid_from, valid before test_from, test from test_from on"
+
+
+def last_out_split(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Chronological leave-last-out labels: each user's latest interaction is test, the one before it
+    valid, all earlier ones train (ties by row order). A user with one interaction has only test,
+    with two valid and test, as in the Amazon 2023 benchmark files."""
+    users = np.asarray(users, dtype=np.int64)
+    labels = np.full(len(users), TRAIN, dtype=np.int8)
+    if not len(users):
+        return labels
+    order = np.lexsort((np.arange(len(users)), np.asarray(timestamps, dtype=np.int64), users))
+    sorted_users = users[order]
+    last = np.r_[sorted_users[1:] != sorted_users[:-1], True]
+    before_last = np.r_[last[1:] & (sorted_users[1:] == sorted_users[:-1]), False]
+    labels[order[last]] = TEST
+    labels[order[before_last]] = VALID
+    return labels
+
+
+def timestamp_split(timestamps: np.ndarray, valid_from: int, test_from: int) -> np.ndarray:
+    """Global time cut: test from `test_from` on, valid from `valid_from` on, train before."""
+    if valid_from > test_from:
+        raise ValueError(f"valid_from ({valid_from}) must not be after test_from ({test_from})")
+    timestamps = np.asarray(timestamps, dtype=np.int64)
+    return np.where(timestamps >= test_from, TEST, np.where(timestamps >= valid_from, VALID, TRAIN)).astype(np.int8)

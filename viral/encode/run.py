@@ -5,6 +5,9 @@
 - visual `vlm_title` / `vlm_plain`: Sentence-BERT of the caption stage's descriptions (same model, so
   both modalities live in one space); items without a usable description are mean-imputed.
 - visual `original`: the 4096-d CNN features of `data/raw/<ds>/image_features_<Cat>.b`, mean-imputed.
+- a dataset that brings its own features (`source: mmrec`): its `text_feat.npy` and `image_feat.npy`
+  become `text.parquet` and `visual.parquet` as they are (MMRec's image features are the CNN ones,
+  i.e. the `original` visual, whatever `visual` says).
 
 An output whose metadata already records the same inputs, model and settings is kept, so an
 interrupted run resumes after the last finished file.
@@ -18,7 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from viral.data.amazon import FEATURE_DIM, category, image_features_name
+from viral.data.amazon import FEATURE_DIM, image_features_name
+from viral.data.download import brings_features, provided_features
+from viral.data.mmrec import read_feature
 from viral.data.prepared import ITEMS_FILE
 from viral.encode.cnn import cnn_features
 from viral.encode.config import EncodeConfig
@@ -118,16 +123,21 @@ def encode_output(path: Path, n_items: int, item_ids: list[int], texts: list[str
     return stats
 
 
+def content_sha256(path: Path) -> str:
+    """sha256 of a file's bytes: content, not mtime, so a re-downloaded or re-imported copy is the same input."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 def original_output(path: Path, n_items: int, items_path: Path, features_path: Path) -> dict[str, Any]:
     """Write the CNN features of the dataset's items (mean-imputed, not normalised); returns stats."""
     if not features_path.is_file():
         raise StageError(f"{features_path}: not found; visual: original needs the 2014 CNN features "
                          "(set download.image_features: true and rerun the download stage)")
     columns = read_columns(items_path, ("itemID", "asin"), "prepared items")
-    with open(features_path, "rb") as stream:  # content, not mtime: a re-downloaded copy is the same input
-        file_sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
     expected = {"model": CNN_MODEL, "normalize": False, "source": features_path.name,
-                "input_sha256": texts_fingerprint(columns["itemID"], columns["asin"]), "file_sha256": file_sha256}
+                "input_sha256": texts_fingerprint(columns["itemID"], columns["asin"]),
+                "file_sha256": content_sha256(features_path)}
     if (stats := _reusable(path, expected)) is not None:
         return stats
     start = time.perf_counter()
@@ -137,6 +147,38 @@ def original_output(path: Path, n_items: int, items_path: Path, features_path: P
     log.info("%s: %d of %d items found, %d mean-imputed", features_path, len(ids), n_items, stats["imputed"])
     write_features(path, range(n_items), matrix, {**expected, "stats": _content_stats(stats)}, imputed=imputed)
     return stats
+
+
+def provided_output(path: Path, n_items: int, source: Path) -> dict[str, Any]:
+    """Write a feature file a dataset brought (an MMRec `*_feat.npy`, row = itemID) as it is."""
+    expected = {"model": f"provided by the dataset ({source.name})", "normalize": False,
+                "source": f"mmrec:{source.name}", "file_sha256": content_sha256(source)}
+    if (stats := _reusable(path, expected)) is not None:
+        return stats
+    matrix = read_feature(source, n_items)  # a wrong shape is a one-line MMRecFormatError
+    stats = {"found": n_items, "imputed": 0, "dim": int(matrix.shape[1])}
+    try:
+        write_features(path, range(n_items), matrix, {**expected, "stats": stats})
+    except FeatureStoreError as err:  # e.g. NaN rows
+        raise StageError(f"{source}: {err}") from None
+    log.info("%s: %s features of %d items taken as they are", path, source.name, n_items)
+    return stats
+
+
+def provided_outputs(raw_dir: Path, out_dir: Path, n_items: int, visual: str) -> dict[str, Any]:
+    """The outputs of a dataset that brings its own features (see the module doc)."""
+    found = provided_features(raw_dir)
+    if not found:
+        raise StageError(f"{raw_dir}: the MMRec folder has neither {TEXT_FILE} nor {VISUAL_FILE} sources "
+                         "(text_feat.npy, image_feat.npy)")
+    if visual != "original":
+        log.warning("visual=%s has no effect here: the dataset's image features (%s) are MMRec's CNN ones",
+                    visual, found.get("image", "none"))
+    outputs = {}
+    for modality, name in (("text", TEXT_FILE), ("image", VISUAL_FILE)):
+        if modality in found:
+            outputs[name] = {"input": str(found[modality]), **provided_output(out_dir / name, n_items, found[modality])}
+    return outputs
 
 
 def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
@@ -151,6 +193,13 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
     n_items = len(item_ids)
     if item_ids != list(range(n_items)):
         raise StageError(f"{items_path}: itemID must be 0..{n_items - 1} in order (rerun the prepare stage)")
+    raw_dir = root / "data" / "raw" / dataset
+    if brings_features(raw_dir):
+        report = {"dataset": dataset, "items": n_items, "visual": "original (provided by the dataset)",
+                  "outputs": provided_outputs(raw_dir, out_dir, n_items, params.visual),
+                  "seconds": round(time.perf_counter() - start, 3)}
+        write_json(out_dir / REPORT_FILE, report)
+        return report
     encoder = _Encoder(params.encode)
     report: dict[str, Any] = {"dataset": dataset, "items": n_items, "visual": params.visual,
                               "model": params.encode.model, "normalize": params.encode.normalize,
@@ -166,8 +215,11 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
                                 **encode_output(out_dir / VISUAL_FILE, n_items, ids, descriptions,
                                                 f"vlm_{prompt}", encoder)}
     else:
-        cat = category(dataset, params.download.synthetic.category)
-        features_path = root / "data" / "raw" / dataset / image_features_name(cat)
+        entry = params.dataset_config()
+        if entry.source not in ("synthetic", "amazon2014"):
+            raise StageError(f"visual: original needs the Amazon 2014 CNN features (image_features_<Cat>.b); "
+                             f"dataset {dataset} (source {entry.source}) has none")
+        features_path = raw_dir / image_features_name(entry.category)
         outputs[VISUAL_FILE] = {"input": str(features_path),
                                 **original_output(out_dir / VISUAL_FILE, n_items, items_path, features_path)}
     report["seconds"] = seconds_since(start)

@@ -9,6 +9,8 @@ MODELS: dict[str, str] = {
     "viral": "viral.models.viral:VIRAL",
     "dragon": "viral.models.dragon:DRAGON",
     "freedom": "viral.models.freedom:FREEDOM",
+    "lattice": "viral.models.lattice:LATTICE",
+    "slmrec": "viral.models.slmrec:SLMRec",
 }
 
 

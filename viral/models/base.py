@@ -176,3 +176,9 @@ def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> t
     """A @ X for a constant sparse CSR `a` (see `sparse_csr`); `a_t` is A's transpose as CSR, None
     when A is symmetric (the normalised user-item adjacency is)."""
     return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+
+
+def half_squared_l2(*embeddings: torch.Tensor) -> torch.Tensor:
+    """NGCF/LATTICE's embedding regulariser: sum of half the squared Frobenius norms of the batch
+    embedding matrices, divided by the batch size (rows of the last one)."""
+    return torch.stack([e.pow(2).sum() / 2 for e in embeddings]).sum() / embeddings[-1].shape[0]

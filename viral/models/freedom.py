@@ -11,7 +11,7 @@ Multimodal Recommendation") as MMRec trains it (model-spec §4.1):
   items by linear projections (384 / 4096 -> 64) of their features.
 
 Differences from MMRec's code (README "Baselines"): the features are frozen as the paper describes
-(MMRec's code makes them trainable tables, so Adam fine-tunes them: `finetune_features: true`); the
+(MMRec's code makes them trainable tables, so Adam fine-tunes them: `tune_features: true`); the
 edge draw is one vectorised exponential-keys sample (exactly weighted sampling without replacement,
 as torch.multinomial) from the run's RNG; degrees carry no 1e-7 epsilon (no kept node has degree 0);
 the projections have no bias (u.b cancels in every BPR difference, so it never learns).
@@ -42,7 +42,7 @@ class Config:
     n_ii_layers: int = bounded(1, ge=0)       # item-item hops over the item ID embedding (n_mm_layers)
     dropout: float = bounded(0.8, ge=0, lt=1)  # share of the user-item edges pruned every epoch (grid 0.8, 0.9)
     reg_weight: float = bounded(1e-4, ge=0)   # weight of the modality BPR terms (grid 0, 1e-5, 1e-4, 1e-3)
-    finetune_features: bool = False           # MMRec's code: true (trainable feature tables)
+    tune_features: bool = False               # MMRec's code: true (trainable feature tables)
     train: TrainingPoint = published(lr=1e-3, batch_size=2048, valid_metric="recall@20")  # MMRec defaults
 
 
@@ -67,7 +67,7 @@ class FREEDOM(Recommender):
         # it exactly as it moves MMRec's table); features are still read only through their buffers.
         self.feature_shift = nn.ParameterDict({
             name: nn.Parameter(torch.zeros_like(getattr(self, name))) for name in MODALITIES
-        }) if config.finetune_features else None
+        }) if config.tune_features else None
         self.pairs = np.unique(inputs.train_pairs, axis=0)
         self.n_kept = int(len(self.pairs) * (1.0 - config.dropout))
         self.register_buffer("ui", sparse_csr(inputs.graphs["ui"]), persistent=False)
@@ -126,4 +126,4 @@ class FREEDOM(Recommender):
         return self.propagate(self.ui)
 
     def summary(self) -> dict[str, str | int | float | bool]:
-        return {"finetune_features": self.config.finetune_features}
+        return {"tune_features": self.config.tune_features}

@@ -12,7 +12,7 @@ from torch import nn
 from viral.graphs.topk import top_k_counts
 from viral.graphs.user_item import normalized_adjacency
 from viral.graphs.user_user import sample_user_graph
-from viral.models.base import spmm
+from viral.models.base import rows, spmm
 
 HomoCombine = Literal["last", "sum", "mean"]
 
@@ -68,6 +68,31 @@ class ModalityGCN(nn.Module):
         return layer_sum(adj, x, n_layers)
 
 
+def neighbour_sum(x: torch.Tensor, columns: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """out[i] = sum_j weights[i, j] * x[columns[i, j]]: propagation over a graph given as a fixed number
+    of weighted neighbours per row (a kNN graph), differentiable in both `x` and the edge `weights`
+    (e.g. similarities of learned features), with deterministic gathers (`rows`)."""
+    return (rows(x, columns) * weights.unsqueeze(-1)).sum(1)
+
+
+def knn_columns(x: torch.Tensor, k: int, chunk_rows: int = 1024) -> torch.Tensor:
+    """Column ids of the k largest entries of every row of x @ x.T, (n, min(k, n)) on x's device: for
+    unit-norm rows, each item's k nearest items by cosine, itself included.
+
+    For models that rebuild a kNN graph from learned features while training: the selection runs under
+    no_grad, `chunk_rows` rows of similarities at a time, so only a (chunk_rows, n) tile ever exists.
+    Ties are broken by torch.topk (repeatable on one device; the graphs stage's `viral.graphs.topk`
+    orders ties by column id on every platform, on the CPU).
+    """
+    n = x.shape[0]
+    k = min(k, n)
+    with torch.no_grad():
+        features = x.detach()
+        parts = [torch.topk(features[start : start + chunk_rows] @ features.T, k, dim=1, sorted=False).indices
+                 for start in range(0, n, chunk_rows)]
+    return torch.cat(parts) if parts else torch.zeros(0, k, dtype=torch.long, device=x.device)
+
+
 # --- DRAGON's fusion and user-graph blocks (also the backbone of MENTOR and COHESION), and FREEDOM's
 # degree-sensitive pruning.
 
@@ -117,12 +142,12 @@ class SampledUserGraph(nn.Module):
     def resample(self, rng: np.random.Generator) -> None:
         """Draw this epoch's graph (all randomness from `rng`)."""
         graph = sample_user_graph(self.lists, self.k, rng)
-        rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
-        slots = np.arange(graph.nnz) - graph.indptr[rows]
+        users = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+        slots = np.arange(graph.nnz) - graph.indptr[users]
         neighbours = np.zeros(tuple(self.neighbours.shape), dtype=np.int64)
         weights = np.zeros(tuple(self.weights.shape), dtype=np.float32)
-        neighbours[rows, slots] = graph.indices
-        weights[rows, slots] = graph.data
+        neighbours[users, slots] = graph.indices
+        weights[users, slots] = graph.data
         self.neighbours.copy_(torch.from_numpy(neighbours))
         self.weights.copy_(torch.from_numpy(weights))
         self.rebuild()

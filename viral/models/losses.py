@@ -27,3 +27,11 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, ids: torch.Te
     rows = F.cross_entropy(logits.masked_fill(~keep, float("-inf")), target, reduction="none")
     cols = F.cross_entropy(logits.T.masked_fill(~keep, float("-inf")), target, reduction="none")
     return ((rows + cols) * weights).sum() / (2 * weights.sum())
+
+
+def in_batch_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
+    """One-directional InfoNCE with in-batch negatives: row i of `queries` should pick row i of `keys`
+    among all the batch's keys (cross-entropy over queries @ keys.T / temperature). No normalisation
+    here: SLMRec scores its main loss on L2-normalised rows and its FAC heads on raw dot products."""
+    logits = queries @ keys.T / temperature
+    return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))

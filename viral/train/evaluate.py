@@ -3,17 +3,24 @@ the top 50 on the device, and average Recall/NDCG/Precision/MAP over the users o
 
 Valid and test share the scores and the top-K (both mask only train items), so one pass serves both.
 Per batch of users: one matrix product, one masked fill, one top-k; no Python loop over users.
+The same pass also gives each user's own metrics (`evaluate_users`, for paired tests between runs), and
+`modality_contribution` re-evaluates with one modality's input replaced by its mean item feature.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from viral.models.base import Recommender
+from viral.models.base import Recommender, mean_feature
 from viral.train.data import TrainData
-from viral.train.metrics import TOPK, mean_metrics, metric_sums
+from viral.train.metrics import TOPK, mean_metrics, metric_sums, user_metrics
+
+# What the modality-contribution report records per evaluation (the paper's Figure 1 reads @20).
+CONTRIBUTION_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
 @dataclass
@@ -41,6 +48,14 @@ class UserItems:
         return rows, self.items[starts + torch.arange(len(rows), device=users.device)]
 
 
+@dataclass
+class UserMetrics:
+    """One split's per-user results: `users` (n,) userIDs and metric name -> (n,) float64 values."""
+
+    users: np.ndarray
+    values: dict[str, np.ndarray]
+
+
 class Evaluator:
     """Holds the device-side indexes of one dataset so that each evaluation only scores and ranks."""
 
@@ -65,9 +80,9 @@ class Evaluator:
             any_split[split_users] = True
         self.users = users[any_split]
 
-    @torch.no_grad()
-    def evaluate(self, model: Recommender) -> dict[str, dict[str, float]]:
-        """{split: {metric@k: value}} with embeddings recomputed in eval mode."""
+    def _ranked(self, model: Recommender) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(users, their top-`depth` items) per batch, with embeddings recomputed in eval mode; the
+        caller holds no_grad."""
         was_training = model.training
         model.eval()
         try:
@@ -75,25 +90,68 @@ class Evaluator:
         finally:
             model.train(was_training)
         depth = min(max(self.ks), self.n_items)
-        totals: dict[str, dict[str, torch.Tensor]] = {}
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             scores = user_emb[users] @ item_emb.T
             scores[self.train.entries(users)] = -torch.inf
-            top = scores.topk(depth, dim=1).indices
+            yield users, scores.topk(depth, dim=1).indices
+
+    @torch.no_grad()
+    def evaluate(self, model: Recommender) -> dict[str, dict[str, float]]:
+        """{split: {metric@k: value}} with embeddings recomputed in eval mode."""
+        totals: dict[str, dict[str, torch.Tensor]] = {}
+        for users, top in self._ranked(model):
             for split, index in self.relevant.items():
-                sums = self._batch_sums(users, top, index)
+                _, hits, n_relevant = self._batch_hits(users, top, index)
+                sums = metric_sums(hits, n_relevant, self.ks)
                 previous = totals.get(split)
                 totals[split] = sums if previous is None else {k: previous[k] + v for k, v in sums.items()}
         return {split: mean_metrics(totals[split], len(self.split_users[split])) for split in self.relevant}
 
-    def _batch_sums(self, users: torch.Tensor, top: torch.Tensor, index: UserItems) -> dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def evaluate_users(self, model: Recommender) -> dict[str, UserMetrics]:
+        """{split: each evaluated user's own metrics}, unrounded: their mean is what `evaluate` reports."""
+        parts: dict[str, list[tuple[torch.Tensor, dict[str, torch.Tensor]]]] = {split: [] for split in self.relevant}
+        for users, top in self._ranked(model):
+            for split, index in self.relevant.items():
+                kept, hits, n_relevant = self._batch_hits(users, top, index)
+                parts[split].append((kept, user_metrics(hits, n_relevant, self.ks)))
+        return {split: UserMetrics(torch.cat([u for u, _ in batches]).cpu().numpy(),
+                                   {name: torch.cat([v[name] for _, v in batches]).cpu().numpy()
+                                    for name in batches[0][1]})
+                for split, batches in parts.items()}
+
+    def _batch_hits(self, users: torch.Tensor, top: torch.Tensor,
+                    index: UserItems) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The users of the batch with items in `index`, their hit matrix and their numbers of relevant items."""
         n_relevant = index.counts(users)
         keep = n_relevant > 0
         is_relevant = torch.zeros(len(users), self.n_items, dtype=torch.bool, device=users.device)
         is_relevant[index.entries(users)] = True
         hits = is_relevant.gather(1, top)
-        return metric_sums(hits[keep], n_relevant[keep], self.ks)
+        return users[keep], hits[keep], n_relevant[keep]
+
+
+def modality_contribution(model: Recommender, evaluator: Evaluator, split: str = "test",
+                          metrics: tuple[str, ...] = CONTRIBUTION_METRICS) -> dict[str, Any]:
+    """`split` metrics of `model` as it is ("full") and with each modality's input replaced by its mean
+    item feature ("replaced": {modality: ..., "all": every modality at once}), the paper's Figure 1.
+    The drop from "full" is what that modality's item-specific content contributes."""
+    def scores() -> dict[str, float]:
+        values = evaluator.evaluate(model)[split]
+        return {name: values[name] for name in metrics}
+
+    modalities = model.modalities()
+    replaced = {}
+    for name in modalities:
+        with mean_feature(model, name):
+            replaced[name] = scores()
+    if len(modalities) > 1:
+        with contextlib.ExitStack() as stack:
+            for name in modalities:
+                stack.enter_context(mean_feature(model, name))
+            replaced["all"] = scores()
+    return {"split": split, "modalities": modalities, "full": scores(), "replaced": replaced}
 
 
 def evaluate(model: Recommender, data: TrainData, device: torch.device | str = "cpu",

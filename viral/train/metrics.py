@@ -17,8 +17,8 @@ def metric_names(ks: tuple[int, ...] = TOPK) -> list[str]:
     return [f"{metric}@{k}" for metric in METRICS for k in ks]
 
 
-def metric_sums(hits: torch.Tensor, n_relevant: torch.Tensor, ks: tuple[int, ...] = TOPK) -> dict[str, torch.Tensor]:
-    """Per-metric SUMS over the users (rows) of `hits` (B, R) in float64, so that batches add up."""
+def user_metrics(hits: torch.Tensor, n_relevant: torch.Tensor, ks: tuple[int, ...] = TOPK) -> dict[str, torch.Tensor]:
+    """Each metric of each user (row) of `hits` (B, R), float64 (B,): per-user results and their sums."""
     hits = hits.to(torch.float64)
     n_relevant = n_relevant.to(torch.float64)
     length = hits.shape[1]
@@ -28,16 +28,21 @@ def metric_sums(hits: torch.Tensor, n_relevant: torch.Tensor, ks: tuple[int, ...
     cum_dcg = (hits * discount).cumsum(1)
     ideal = discount.cumsum(0)
     cum_ap = (cum_hits / ranks * hits).cumsum(1)
-    sums = {}
+    values = {}
     for k in ks:
         last = min(k, length) - 1
         denominator = torch.clamp(n_relevant, max=k)
         ideal_dcg = ideal[(denominator.long() - 1).clamp(max=length - 1)]
-        sums[f"recall@{k}"] = (cum_hits[:, last] / n_relevant).sum()
-        sums[f"ndcg@{k}"] = (cum_dcg[:, last] / ideal_dcg).sum()
-        sums[f"precision@{k}"] = (cum_hits[:, last] / k).sum()
-        sums[f"map@{k}"] = (cum_ap[:, last] / denominator).sum()
-    return {name: sums[name] for name in metric_names(ks)}
+        values[f"recall@{k}"] = cum_hits[:, last] / n_relevant
+        values[f"ndcg@{k}"] = cum_dcg[:, last] / ideal_dcg
+        values[f"precision@{k}"] = cum_hits[:, last] / k
+        values[f"map@{k}"] = cum_ap[:, last] / denominator
+    return {name: values[name] for name in metric_names(ks)}
+
+
+def metric_sums(hits: torch.Tensor, n_relevant: torch.Tensor, ks: tuple[int, ...] = TOPK) -> dict[str, torch.Tensor]:
+    """Per-metric SUMS over the users (rows) of `hits` (B, R) in float64, so that batches add up."""
+    return {name: values.sum() for name, values in user_metrics(hits, n_relevant, ks).items()}
 
 
 def mean_metrics(sums: dict[str, torch.Tensor], n_users: int, decimals: int = 4) -> dict[str, float]:

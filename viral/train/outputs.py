@@ -1,12 +1,17 @@
 """What a training run leaves behind: `results/metrics.json` (the flat, stable schema of
-docs/artifacts.md), per-epoch curves as CSV for `dvc plots` plus PNG renderings, and a run report."""
+docs/artifacts.md), per-epoch curves as CSV for `dvc plots` plus PNG renderings, each user's metrics
+(`per_user.parquet`), the modality contribution (`contribution.json`), and a run report."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
-from viral.io import atomic_path, write_json
+import numpy as np
+
+from viral.io import atomic_path, write_json, write_parquet
+from viral.train.evaluate import UserMetrics
 from viral.train.loop import FitResult
 
 VALID_COLUMNS = ("valid_recall@20", "valid_ndcg@20")
@@ -93,3 +98,52 @@ def write_outputs(result: FitResult, results_dir: str | Path, report_path: str |
     write_json(results_dir / "metrics.json", record)
     write_json(report_path, {**record, **report, "history": result.history})
     return record
+
+
+def per_user_table(results: dict[str, UserMetrics], weights: dict[str, np.ndarray] | None = None,
+                   labels: dict[str, Any] | None = None):
+    """One row per evaluated user (sorted userID): `<split>_<metric@k>` float64 (NaN where the user is not
+    evaluated in that split) and `weight_<slot>` (the learned per-user modality weights, when the model
+    has them); `labels` go to the schema metadata under `viral.per_user`."""
+    import pyarrow as pa
+
+    users = np.unique(np.concatenate([result.users for result in results.values()]))
+    columns: dict[str, np.ndarray] = {"userID": users.astype(np.int64)}
+    for split, result in results.items():
+        rows = np.searchsorted(users, result.users)
+        for name, values in result.values.items():
+            column = np.full(len(users), np.nan)
+            column[rows] = values
+            columns[f"{split}_{name}"] = column
+    for slot, values in (weights or {}).items():
+        columns[f"weight_{slot}"] = np.asarray(values, dtype=np.float32)[users]
+    table = pa.table(columns)
+    return table.replace_schema_metadata({"viral.per_user": json.dumps(labels or {})})
+
+
+def weight_summary(weights: dict[str, np.ndarray], bins: int = 20) -> dict[str, Any]:
+    """Distribution of each learned per-user modality weight: moments, quantiles and a histogram on
+    edges shared by every slot (so the slots can be drawn on one axis); empty without weights."""
+    if not weights:
+        return {}
+    low = min(float(values.min()) for values in weights.values())
+    high = max(float(values.max()) for values in weights.values())
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    slots = {}
+    for slot, values in weights.items():
+        values = np.asarray(values, dtype=np.float64)
+        quantiles = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+        slots[slot] = {"mean": float(values.mean()), "sd": float(values.std()), "min": float(values.min()),
+                       "max": float(values.max()), **dict(zip(("q05", "q25", "median", "q75", "q95"), map(float, quantiles))),
+                       "counts": np.histogram(values, edges)[0].tolist()}
+    return {"users": len(next(iter(weights.values()))), "edges": edges.tolist(), "slots": slots}
+
+
+def write_user_results(results_dir: str | Path, per_user: dict[str, UserMetrics], contribution: dict[str, Any],
+                       weights: dict[str, np.ndarray], labels: dict[str, Any]) -> None:
+    """`per_user.parquet` and `contribution.json` (the contribution metrics plus the weight summary) under
+    `results_dir`; `labels` (model, dataset, seed, ...) head both so a file names the run it came from."""
+    results_dir = Path(results_dir)
+    write_parquet(results_dir / "per_user.parquet", per_user_table(per_user, weights, labels))
+    write_json(results_dir / "contribution.json",
+               {**labels, **contribution, "user_modality_weights": weight_summary(weights)})

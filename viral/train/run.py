@@ -13,9 +13,10 @@ from viral.models import model_class
 from viral.params import Params
 from viral.stage import StageError
 from viral.train.cpu import set_threads
-from viral.train.data import load_prepared_inputs
-from viral.train.loop import build_model, fit
-from viral.train.outputs import write_outputs
+from viral.train.data import TrainData, load_prepared_inputs
+from viral.train.evaluate import Evaluator, modality_contribution
+from viral.train.loop import FitResult, build_model, fit
+from viral.train.outputs import write_outputs, write_user_results
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,25 @@ def run_train(params: Params, root: str | Path = ".") -> dict[str, Any]:
               "valid_metric": result.point.valid_metric, **model.summary()}
     record = write_outputs(result, root / "results", model_dir / "report.json", params.model, dataset, report,
                            labels)
+    write_best_epoch_details(model, data, result, root / "results", params)
     log.info("best epoch %d of %d: valid recall@20 %.4f, test recall@20 %.4f", record["best_epoch"],
              record["epochs"], record["valid"]["recall@20"], record["test"]["recall@20"])
     return record
+
+
+def write_best_epoch_details(model, data: TrainData, result: FitResult, results_dir: Path, params: Params) -> None:
+    """Each user's valid and test metrics and the modality contribution of the best-valid model (which
+    `fit` leaves in `model`), for paired tests between runs and the paper's Figure 1."""
+    evaluator = Evaluator(data, torch.device(result.device), params.train.eval_batch_size)
+    per_user = evaluator.evaluate_users(model)
+    # Rounding to 4 decimals can move a mean by 1e-4; more means the model's state outside its weights
+    # (e.g. a resampled graph) changed after the best epoch, and the per-user file says so.
+    drift = [f"{split} {name}" for split, best in (("valid", result.valid), ("test", result.test))
+             for name, value in best.items() if abs(per_user[split].values[name].mean() - value) > 1.5e-4]
+    if drift:
+        log.warning("per-user metrics of the best-valid weights differ from that epoch's evaluation: %s",
+                    ", ".join(drift))
+    weights = {slot: values.float().cpu().numpy() for slot, values in model.user_modality_weights().items()}
+    labels = {"model": params.model, "dataset": params.dataset, "seed": params.seed, "data_seed": params.data_seed,
+              "best_epoch": result.best_epoch}
+    write_user_results(results_dir, per_user, modality_contribution(model, evaluator), weights, labels)
