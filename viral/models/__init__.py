@@ -7,6 +7,9 @@ MODELS: dict[str, str] = {
     "bpr": "viral.models.bpr:BPR",
     "lightgcn": "viral.models.lightgcn:LightGCN",
     "viral": "viral.models.viral:VIRAL",
+    "vbpr": "viral.models.vbpr:VBPR",
+    "mmgcn": "viral.models.mmgcn:MMGCN",
+    "grcn": "viral.models.grcn:GRCN",
 }
 
 

@@ -176,3 +176,17 @@ def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> t
     """A @ X for a constant sparse CSR `a` (see `sparse_csr`); `a_t` is A's transpose as CSR, None
     when A is symmetric (the normalised user-item adjacency is)."""
     return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+
+
+def node_bpr(nodes: torch.Tensor, n_users: int, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> torch.Tensor:
+    """`bpr_loss` of a batch scored on one node table with the users first, then the items."""
+    u = rows(nodes, users)
+    p, n = rows(nodes, torch.cat([pos, neg]) + n_users).chunk(2)  # one gather: one full-size gradient
+    return bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+
+
+def mean_square(table: torch.Tensor, *indices: torch.Tensor) -> torch.Tensor:
+    """Sum over `indices` of the mean squared entry of those rows of `table`: the L2 penalty MMGCN and
+    GRCN put on the batch's embeddings."""
+    return sum(rows(table, index).pow(2).mean() for index in indices)
