@@ -125,6 +125,19 @@ def test_a_short_fit_trains_with_finite_losses():
     short_fit(GRCN, Config(embedding_dim=8, content_dim=8), learns="confidence")
 
 
+def test_cpu_runs_repeat_bit_for_bit():
+    """The learned-weight sparse products and their gathers add in a fixed order on CPU, threads or not."""
+    config = Config(embedding_dim=8, content_dim=8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, _ = short_fit(GRCN, config, learns="confidence")
+        second, _ = short_fit(GRCN, config, learns="confidence")
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(value, second.state_dict()[name]) for name, value in first.state_dict().items())
+
+
 def test_graphs_and_features_are_not_saved_with_the_weights():
     state = GRCN(tiny_inputs(), Config(**SMALL)).state_dict()
     assert not {"text", "visual"} & set(state) and not any(key.startswith("graph.") for key in state)
