@@ -11,6 +11,9 @@ MODELS: dict[str, str] = {
     "freedom": "viral.models.freedom:FREEDOM",
     "lattice": "viral.models.lattice:LATTICE",
     "slmrec": "viral.models.slmrec:SLMRec",
+    "vbpr": "viral.models.vbpr:VBPR",
+    "mmgcn": "viral.models.mmgcn:MMGCN",
+    "grcn": "viral.models.grcn:GRCN",
 }
 
 

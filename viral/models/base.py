@@ -182,3 +182,17 @@ def half_squared_l2(*embeddings: torch.Tensor) -> torch.Tensor:
     """NGCF/LATTICE's embedding regulariser: sum of half the squared Frobenius norms of the batch
     embedding matrices, divided by the batch size (rows of the last one)."""
     return torch.stack([e.pow(2).sum() / 2 for e in embeddings]).sum() / embeddings[-1].shape[0]
+
+
+def node_bpr(nodes: torch.Tensor, n_users: int, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> torch.Tensor:
+    """`bpr_loss` of a batch scored on one node table with the users first, then the items."""
+    u = rows(nodes, users)
+    p, n = rows(nodes, torch.cat([pos, neg]) + n_users).chunk(2)  # one gather: one full-size gradient
+    return bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+
+
+def mean_square(table: torch.Tensor, *indices: torch.Tensor) -> torch.Tensor:
+    """Sum over `indices` of the mean squared entry of those rows of `table`: the L2 penalty MMGCN and
+    GRCN put on the batch's embeddings."""
+    return sum(rows(table, index).pow(2).mean() for index in indices)
