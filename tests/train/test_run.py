@@ -109,3 +109,10 @@ def test_a_garbage_feature_file_is_a_one_line_stage_error(tmp_path, tiny_data):
         load_prepared_inputs(tmp_path / "data/prepared/synthetic", features, tmp_path / "data/graphs/synthetic",
                              {"text", "ui"})
     assert "\n" not in str(err.value)
+
+
+def test_the_train_stage_depends_on_the_selected_models_section_only():
+    """Editing another model's section (or its training point) must not re-run this model's training."""
+    params = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["params"]
+    assert "models.${model}" in params and "models" not in params
+    assert {"seed", "train", "model"} <= set(params)
