@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 import types
 import typing
 from pathlib import Path
@@ -42,6 +43,7 @@ class Range:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    why: str = ""  # said after the interval in the error, e.g. "every user must survive 5-core"
 
     def limits(self) -> list[tuple[str, float]]:
         return [(name, getattr(self, name)) for name in _COMPARISONS if getattr(self, name) is not None]
@@ -50,17 +52,45 @@ class Range:
         return all(_COMPARISONS[name][1](value, limit) for name, limit in self.limits())
 
     def describe(self) -> str:
-        return " and ".join(f"{_COMPARISONS[name][0]} {limit:g}" for name, limit in self.limits())
+        interval = " and ".join(f"{_COMPARISONS[name][0]} {limit if isinstance(limit, int) else f'{limit:g}'}"
+                                for name, limit in self.limits())
+        return f"{interval} ({self.why})" if self.why else interval
 
 
-def bounded(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None):
+def bounded(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, why: str = ""):
     """A numeric field whose value must lie in the given interval (checked by `build`, one-line error).
 
     A None value (where the type allows it, e.g. "use the model's own value") is not range-checked."""
-    kwargs: dict[str, Any] = {"metadata": {"range": Range(ge=ge, gt=gt, le=le, lt=lt)}}
+    kwargs: dict[str, Any] = {"metadata": {"range": Range(ge=ge, gt=gt, le=le, lt=lt, why=why)}}
     if default is not dataclasses.MISSING:
         kwargs["default"] = default
     return dataclasses.field(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    """The form every string of a field must have (the whole string matches `regex`); `build` checks it."""
+
+    regex: str
+    expected: str  # the accepted forms, in words, for the error line
+
+    def matches(self, value: str) -> bool:
+        return re.fullmatch(self.regex, value) is not None
+
+
+def matching(regex: str, expected: str, default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING):
+    """A str field (or list of str, or mapping to str) whose every string must fully match `regex`."""
+    kwargs: dict[str, Any] = {"metadata": {"pattern": Pattern(regex, expected)}}
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    if default_factory is not dataclasses.MISSING:
+        kwargs["default_factory"] = default_factory
+    return dataclasses.field(**kwargs)
+
+
+def torch_device(default: str = "auto"):
+    """A torch device setting: auto (CUDA when available), cpu, cuda or cuda:N."""
+    return matching(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N", default)
 
 
 def _type_name(tp) -> str:
@@ -140,6 +170,15 @@ def field_default(f: dataclasses.Field):
     return f.default
 
 
+def _strings(value, where: str) -> list[tuple[str, str]]:
+    """(key path, string) of a str, a list of str or a mapping to str."""
+    if isinstance(value, dict):
+        return [(f"{where}.{key}", item) for key, item in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    return [(where, value)]
+
+
 def build(cls, raw, where: str = "", base=None):
     """Instantiate dataclass `cls` from mapping `raw`; `where` is the dotted key path used in errors.
 
@@ -176,6 +215,11 @@ def build(cls, raw, where: str = "", base=None):
             for item in value if isinstance(value, list) else [value]:
                 if item not in allowed:
                     raise ConfigError(f"{key_where}: unknown name {item!r}; valid: {', '.join(allowed)}")
+        pattern = f.metadata.get("pattern")
+        if pattern is not None and value is not None:
+            for item_where, item in _strings(value, key_where):
+                if not pattern.matches(item):
+                    raise ConfigError(f"{item_where}: expected {pattern.expected}, got {item!r}")
         values[name] = value
     try:
         return cls(**values)

@@ -1,12 +1,13 @@
 """params.yaml as one validated object: experiment knobs at the top, one typed section per stage."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from viral.caption.config import CaptionConfig
-from viral.config import ConfigError, build, choices, read_yaml
+from viral.config import ConfigError, bounded, build, choices, read_yaml
 from viral.data.config import DownloadConfig, ImagesConfig, PrepareConfig
 from viral.encode.config import EncodeConfig
 from viral.graphs.config import GraphsConfig
@@ -24,8 +25,10 @@ class Params:
     model: str = choices(lambda: MODELS, "viral")
     fusion: str = choices(FUSIONS, "viral")
     visual: str = choices(VISUALS, "vlm_title")
-    seed: int = 999       # model initialisation, shuffling and negative sampling (train)
-    data_seed: int = 999  # the data: synthetic generation, the per-user split, sampled captions and graphs
+    # model initialisation, shuffling and negative sampling (train)
+    seed: int = bounded(999, ge=0, le=2**32 - 1)
+    # the data: synthetic generation, the per-user split, sampled captions and graphs
+    data_seed: int = bounded(999, ge=0, le=2**32 - 1)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
@@ -43,6 +46,20 @@ class Params:
         return model_class(name).Config()
 
 
+def top_level_knobs() -> tuple[str, ...]:
+    """The experiment knobs at the top of params.yaml (dataset, model, fusion, ...), not the sections."""
+    return tuple(f.name for f in dataclasses.fields(Params) if f.default is not dataclasses.MISSING)
+
+
+def _reject_top_level_knobs(name: str, section) -> None:
+    """A model field named like a top-level knob is filled from it (train.run.resolved_model_config), so a
+    value set under models.<name> could never take effect."""
+    for key in section if isinstance(section, dict) else ():
+        if key in top_level_knobs():
+            raise ConfigError(f"models.{name}.{key}: set the top-level `{key}` instead "
+                              f"(it fills this field for every model)")
+
+
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     try:
         raw = dict(raw)
@@ -54,6 +71,7 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
         for name, section in raw_models.items():
             if name not in MODELS:
                 raise ConfigError(f"models.{name}: unknown model; valid: {', '.join(sorted(MODELS))}")
+            _reject_top_level_knobs(name, section)
             models[name] = build(model_class(name).Config, section, f"models.{name}")
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None

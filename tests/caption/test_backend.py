@@ -38,10 +38,10 @@ def test_sampling_key_ignores_the_seed_only_when_greedy():
 @pytest.mark.parametrize(
     "raw, expected",
     [
-        ({"temperature": -0.1}, "caption: temperature: expected >= 0"),
-        ({"batch_size": 0}, "caption: batch_size: expected a positive int"),
-        ({"gpu_memory_utilization": 1.5}, "caption: gpu_memory_utilization: expected in (0, 1]"),
-        ({"max_pixels": 100}, "caption: max_pixels: expected at least 784"),
+        ({"temperature": -0.1}, "caption.temperature: expected >= 0 (0 = greedy), got -0.1"),
+        ({"batch_size": 0}, "caption.batch_size: expected >= 1, got 0"),
+        ({"gpu_memory_utilization": 1.5}, "caption.gpu_memory_utilization: expected > 0 and <= 1, got 1.5"),
+        ({"max_pixels": 100}, "caption.max_pixels: expected >= 784 (one 28x28 visual token), got 100"),
         ({"prompts": []}, "caption: prompts: expected at least one"),
         ({"prompts": ["fancy"]}, "caption.prompts[0]: got 'fancy', expected one of title, plain"),
     ],

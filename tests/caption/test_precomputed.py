@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from viral.caption.precomputed import PrecomputedFormatError, read_descriptions
+from viral.caption.precomputed import PrecomputedFormatError, check_coverage, read_descriptions
+from viral.stage import StageError
 
 EXPECTED = {"B001": "A red, soft blanket.", "B002": 'Says "hi"\non two lines.'}
 
@@ -78,3 +80,48 @@ def test_missing_file_and_non_utf8(tmp_path):
     path.write_bytes("asin,description\nB1,caf\xe9\n".encode("latin-1"))
     with pytest.raises(PrecomputedFormatError, match="not UTF-8 text"):
         read_descriptions(path)
+
+
+ITEMS = 100
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("d.csv", "asin,description\n", "it holds no description at all"),
+    ("d.csv", "asin,description\nB001,\nB002,  \n", "it holds no description at all"),
+    ("d.json", "{}", "it holds no description at all"),
+    ("d.csv", "asin,description\nX1,a\nX2,b\n", "none of its 2 asins matches"),
+])
+def test_zero_coverage_fails_with_one_line(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(StageError) as err:
+        check_coverage(path, read_descriptions(path), 0, ITEMS, "baby", 0.9)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {expected}") and "matches an item of dataset baby" in message
+    assert "\n" not in message
+
+
+def test_low_coverage_warns_loudly_and_full_coverage_is_quiet(tmp_path, caplog):
+    path = tmp_path / "d.csv"
+    path.write_text("asin,description\nB001,a\n")
+    descriptions = read_descriptions(path)
+    with caplog.at_level(logging.WARNING, logger="viral.caption.precomputed"):
+        assert check_coverage(path, descriptions, 1, ITEMS, "baby", 0.9) == 0.01
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    assert "describes only 1 of 100 items of dataset baby (1.0%, below caption.min_coverage 90%)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="viral.caption.precomputed"):
+        check_coverage(path, descriptions, 90, ITEMS, "baby", 0.9)
+        check_coverage(path, descriptions, 1, ITEMS, "baby", 0.0)  # the threshold is a param
+    assert caplog.records == []
+
+
+def test_the_stage_stops_on_a_header_only_file_and_writes_nothing(dataset, fx):
+    from viral.caption.run import run_caption
+
+    raw = dataset / "data/raw/synthetic"
+    raw.mkdir(parents=True)
+    (raw / "descriptions_title.csv").write_text("asin,description\n")
+    with pytest.raises(StageError, match="descriptions_title.csv: it holds no description at all"):
+        run_caption(fx.make_params(), "title")
+    assert not (dataset / "data/captions/synthetic/title.parquet").exists()

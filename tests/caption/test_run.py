@@ -71,7 +71,8 @@ def test_tiny_model_captions_every_item_in_item_order(dataset, tiny_params):
             assert len(row["prompt_hash"]) == 16
     assert report["items"] == N_ITEMS and report["captioned"] == N_ITEMS - len(NO_IMAGE)
     assert report["missing_image"] == len(NO_IMAGE) and report["failed"] == 0 and report["from_cache"] == 0
-    on_disk = json.loads((OUT / "title.report.json").read_text())
+    on_disk = json.loads(Path("results/stages/caption/title.json").read_text())
+    assert sorted(p.name for p in OUT.iterdir()) == ["title.parquet"]
     fields = ("items", "captioned", "from_cache", "failed", "wall_seconds", "items_per_s", "generated_tokens_per_s")
     assert set(fields) <= set(on_disk)
     provenance = json.loads(table.schema.metadata[b"viral.caption"])
@@ -212,7 +213,7 @@ def test_stage_script(dataset):
     raw.mkdir(parents=True)
     (raw / "descriptions_title.csv").write_text("asin,description\nA0001,A mug.\n")
     assert stage("title").returncode == 0
-    assert json.loads((OUT / "title.report.json").read_text())["captioned"] == 1
+    assert json.loads(Path("results/stages/caption/title.json").read_text())["captioned"] == 1
 
 
 def yaml_prompts() -> dict:

@@ -74,7 +74,8 @@ class _State:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.types: dict[str, str] = {}
-        self.faults: dict[str, list[str]] = {}  # path -> actions for its next requests: 500, drop, slow, norange
+        # path -> actions for its next requests: 500, drop, stall (send half, then hang), slow, norange
+        self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
 
@@ -120,6 +121,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if action == "stall":  # announce the whole body, send half, then go silent past the client's timeout
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(1.5)
+            self.close_connection = True
             return
         self.wfile.write(body)
 

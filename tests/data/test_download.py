@@ -78,3 +78,38 @@ def test_synthetic_goes_through_generate_with_a_manifest(tmp_path):
     assert manifest["files"][image]["sha256"] == hashlib.sha256(data).hexdigest()
     assert json.loads((raw / "manifest.json").read_text()) == manifest
     assert generate_dataset(tmp_path / "again", config, seed=3)["files"] == manifest["files"]
+
+
+HTML = b"<!DOCTYPE html><html><body>Please log in</body></html>\n"
+
+
+def test_a_page_served_with_200_is_not_cached_and_the_next_mirror_is_used(http_server, tmp_path):
+    files = _serve_category(http_server, "/ucsd")
+    http_server.state.files["/snap/meta_Baby.json.gz"] = HTML
+    raw = tmp_path / "raw"
+    manifest = download_dataset(raw, "Baby", _config(http_server, tmp_path), show_progress=False)
+    assert (raw / "meta_Baby.json.gz").read_bytes() == files["meta_Baby.json.gz"]
+    assert manifest["files"]["meta_Baby.json.gz"]["url"] == f"{http_server.url}/ucsd/meta_Baby.json.gz"
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(HTML),  # a page cached by an older, unchecked run (record matches it)
+    lambda path: path.write_bytes(b"\x1f\x8b" + b"\0" * (path.stat().st_size - 2)),  # same size, bytes rotted
+], ids=["page-in-cache", "rotted"])
+def test_a_damaged_cached_copy_is_downloaded_again(http_server, tmp_path, damage):
+    """prepare's advice for a corrupt gzip ("delete the file and download it again") must work: the copy
+    in download.cache_dir is served again only while it is still the file that was recorded."""
+    files = _serve_category(http_server, "/snap")
+    config = _config(http_server, tmp_path)
+    raw = tmp_path / "raw"
+    download_dataset(raw, "Baby", config, show_progress=False)
+    cached = tmp_path / "downloads" / "reviews_Baby_5.json.gz"
+    (raw / "reviews_Baby_5.json.gz").unlink()  # the raw copy is a hard link of the cached one
+    damage(cached)
+    if cached.read_bytes() == HTML:  # as an older run would have recorded it
+        record = tmp_path / "downloads" / "reviews_Baby_5.json.gz.json"
+        record.write_text(json.dumps({"url": "x", "size": len(HTML), "sha256": hashlib.sha256(HTML).hexdigest()}))
+    requests = len(http_server.state.requests)
+    download_dataset(raw, "Baby", config, show_progress=False)
+    assert (raw / "reviews_Baby_5.json.gz").read_bytes() == files["reviews_Baby_5.json.gz"]
+    assert [path for path, _ in http_server.state.requests[requests:]] == ["/snap/reviews_Baby_5.json.gz"]

@@ -1,4 +1,5 @@
 """Resumable verified downloads against a local HTTP server with planted faults."""
+import gzip
 import hashlib
 import os
 
@@ -114,3 +115,92 @@ def test_mirrors_fall_back_and_report_every_failure(http_server, tmp_path):
     with pytest.raises(DownloadError, match=r"g\.bin: every mirror failed: .*/a/g\.bin: HTTP 404 .* \| .*/b/g\.bin: HTTP 404"):
         fetch_from_mirrors([http_server.url + "/a/g.bin", http_server.url + "/b/g.bin"], tmp_path / "g.bin",
                            retries=0, backoff_s=0.0, show_progress=False)
+
+
+GZ = gzip.compress(os.urandom(300_000))  # a small gzip file (< 1 MiB) that does not shrink
+HTML = b"<!DOCTYPE html>\n<html><body>Service temporarily unavailable</body></html>\n"
+
+
+def test_a_page_served_with_200_is_refused_and_the_next_mirror_used(http_server, tmp_path):
+    bad, good = _serve(http_server, "/a/f.gz", HTML), _serve(http_server, "/b/f.gz", GZ)
+    got = fetch_from_mirrors([bad, good], tmp_path / "f.gz", retries=0, backoff_s=0.0, show_progress=False,
+                             magic=b"\x1f\x8b")
+    assert got.url == good and (tmp_path / "f.gz").read_bytes() == GZ
+    with pytest.raises(DownloadError) as err:
+        _fetch(bad, tmp_path / "g.gz", magic=b"\x1f\x8b")
+    assert str(err.value) == (f"{bad}: body starts with {HTML[:24]!r} (an HTML page, not the file), "
+                              "expected b'\\x1f\\x8b'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.gz"]  # nothing of the page was kept
+
+
+def test_a_page_answering_a_resume_leaves_the_partial_file_alone(http_server, tmp_path):
+    url = _serve(http_server, "/f.gz", HTML)
+    part = part_path(tmp_path / "f.gz")
+    part.write_bytes(GZ[:1000])
+    http_server.state.faults["/f.gz"] = ["norange"]  # a 200 page instead of the 206 continuation
+    with pytest.raises(DownloadError, match="an HTML page"):
+        _fetch(url, tmp_path / "f.gz", magic=b"\x1f\x8b")
+    assert part.read_bytes() == GZ[:1000]
+    _serve(http_server, "/f.gz", GZ)
+    _fetch(url, tmp_path / "f.gz", magic=b"\x1f\x8b")
+    assert (tmp_path / "f.gz").read_bytes() == GZ and http_server.state.requests[-1] == ("/f.gz", "bytes=1000-")
+
+
+def test_a_part_begun_by_an_unchecked_run_is_checked_when_complete(http_server, tmp_path):
+    url = _serve(http_server, "/f.gz", HTML + GZ)
+    part_path(tmp_path / "f.gz").write_bytes(HTML)
+    with pytest.raises(DownloadError, match="an HTML page.*the partial file was deleted"):
+        _fetch(url, tmp_path / "f.gz", magic=b"\x1f\x8b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_dying_for_good_keeps_the_partial_file_for_the_next_run(http_server, tmp_path):
+    urls = [_serve(http_server, "/a/f.bin"), _serve(http_server, "/b/f.bin")]
+    http_server.state.faults["/a/f.bin"] = ["drop"] * 2
+    http_server.state.faults["/b/f.bin"] = ["500"] * 2
+    with pytest.raises(DownloadError, match=r"every mirror failed: .*bytes kept in .*f\.bin\.part to resume"):
+        fetch_from_mirrors(urls, tmp_path / "f.bin", retries=1, backoff_s=0.0, show_progress=False)
+    kept = part_path(tmp_path / "f.bin").stat().st_size
+    assert kept >= len(PAYLOAD) // 2
+    fetch_from_mirrors(urls, tmp_path / "f.bin", retries=1, backoff_s=0.0, show_progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert http_server.state.requests[-1] == ("/a/f.bin", f"bytes={kept}-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_another_mirror_continues_the_same_file_but_never_mixes_in_another(http_server, tmp_path):
+    same, other = _serve(http_server, "/b/f.bin"), _serve(http_server, "/c/f.bin", PAYLOAD[::-1] + b"longer")
+    dying = _serve(http_server, "/a/f.bin")
+    http_server.state.faults["/a/f.bin"] = ["drop"]
+    with pytest.raises(DownloadError):
+        _fetch(dying, tmp_path / "f.bin", retries=0)
+    kept = part_path(tmp_path / "f.bin").stat().st_size
+    _fetch(same, tmp_path / "f.bin", retries=0)  # same size announced: a copy of the file, continued
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD and http_server.state.requests[-1] == ("/b/f.bin", f"bytes={kept}-")
+    (tmp_path / "f.bin").unlink()
+    http_server.state.faults["/a/f.bin"] = ["drop"]
+    with pytest.raises(DownloadError):
+        _fetch(dying, tmp_path / "f.bin", retries=0)
+    _fetch(other, tmp_path / "f.bin", retries=1)  # another size: started again, not appended
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD[::-1] + b"longer"
+
+
+def test_a_small_file_keeps_what_arrived_before_a_stall(http_server, tmp_path):
+    assert len(GZ) < (1 << 20)
+    url = _serve(http_server, "/f.gz", GZ)
+    http_server.state.faults["/f.gz"] = ["stall"]
+    with pytest.raises(DownloadError, match="timed out|connection lost"):
+        fetch(url, tmp_path / "f.gz", retries=0, backoff_s=0.0, timeout_s=0.5, show_progress=False)
+    kept = part_path(tmp_path / "f.gz").stat().st_size
+    assert 0 < kept <= len(GZ) // 2
+    _fetch(url, tmp_path / "f.gz")
+    assert (tmp_path / "f.gz").read_bytes() == GZ and http_server.state.requests[-1] == ("/f.gz", f"bytes={kept}-")
+
+
+def test_a_stall_before_the_first_block_is_retried(http_server, tmp_path):
+    url = _serve(http_server, "/tiny.bin", b"x" * 1000)
+    http_server.state.faults["/tiny.bin"] = ["stall", "stall"]
+    with pytest.raises(DownloadError, match=r"gave up after 1 attempts: connection lost after 0 bytes"):
+        fetch(url, tmp_path / "tiny.bin", retries=0, backoff_s=0.0, timeout_s=0.5, show_progress=False)
+    fetch(url, tmp_path / "tiny.bin", retries=1, backoff_s=0.0, timeout_s=0.5, show_progress=False)
+    assert (tmp_path / "tiny.bin").read_bytes() == b"x" * 1000

@@ -74,4 +74,4 @@ def test_missing_inputs_are_one_line_errors(workdir, capsys):
                                                "is mmrec_file")
     raw["prepare"]["k_core"] = 2
     assert _run("prepare", run_prepare, raw, tmp_path) == 2
-    assert "prepare: k_core: expected at least 3" in capsys.readouterr().err
+    assert "prepare.k_core: expected >= 3 (the split needs 3 interactions per user), got 2" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viral.config import ConfigError
+from viral.config import ConfigError, build
 from viral.data import amazon
 from viral.data.config import SyntheticConfig
 from viral.data.render import RGB
@@ -244,21 +244,21 @@ def test_repair_pass_lifts_every_item_to_five_users():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"interactions_per_user": 4}, "interactions_per_user: expected >= 5"),
-        ({"n_users": 3}, "n_users: expected >= 5"),
-        ({"n_items": 10}, "n_items: expected >= 2 * interactions_per_user = 24"),
-        ({"image_size": 8}, "image_size: expected 32..1024"),
-        ({"noise": 1.0}, "noise: expected a share in [0, 1)"),
+        ({"interactions_per_user": 4}, "interactions_per_user: expected >= 5 (every user must survive 5-core)"),
+        ({"n_users": 3}, "n_users: expected >= 5 (items need 5 distinct users for 5-core)"),
+        ({"n_items": 10}, "synthetic: n_items: expected >= 2 * interactions_per_user = 24"),
+        ({"image_size": 8}, "image_size: expected >= 32 and <= 1024 (pixels)"),
+        ({"noise": 1.0}, "noise: expected >= 0 and < 1"),
         ({"category": "Baby/../x"}, "category: expected letters"),
     ],
 )
 def test_bad_config_is_rejected(changes, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        SyntheticConfig(**changes)
+        build(SyntheticConfig, changes, "download.synthetic")
 
 
 def test_bad_config_names_the_params_key():
     from viral.params import parse_params
 
-    with pytest.raises(ConfigError, match=r"download\.synthetic: interactions_per_user: expected >= 5"):
+    with pytest.raises(ConfigError, match=r"download\.synthetic\.interactions_per_user: expected >= 5"):
         parse_params({"download": {"synthetic": {"interactions_per_user": 3}}})

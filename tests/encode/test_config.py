@@ -5,8 +5,8 @@ from viral.encode.config import EncodeConfig
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"batch_size": 0}, "batch_size: expected a positive int, got 0"),
-    ({"device": "gpu"}, "device: got 'gpu', expected auto, cpu, cuda or cuda:N"),
+    ({"batch_size": 0}, "encode.batch_size: expected >= 1, got 0"),
+    ({"device": "gpu"}, "encode.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     ({"model": " "}, "model: must not be empty"),
 ])
 def test_bad_values_are_one_line(raw, message):

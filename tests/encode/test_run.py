@@ -71,7 +71,12 @@ def test_vlm_title_writes_both_files_and_report(root, shared_model):
     assert visual_meta["source"] == "vlm_title"
 
     on_disk = json.loads((out / "report.json").read_text())
-    assert on_disk == json.loads(json.dumps(report))
+    run = json.loads((root / "results/stages/encode.json").read_text())
+    assert run == json.loads(json.dumps(report)) and run["seconds"] >= 0 and run["outputs"]["text.parquet"]["seconds"] >= 0
+    assert "seconds" not in on_disk and "seconds" not in on_disk["outputs"]["text.parquet"]
+    assert on_disk == {**{k: v for k, v in run.items() if k != "seconds"},
+                       "outputs": {name: {k: v for k, v in stats.items() if k not in ("seconds", "texts_per_s")}
+                                   for name, stats in run["outputs"].items()}}
     outputs = on_disk["outputs"]
     assert on_disk["visual"] == "vlm_title" and on_disk["items"] == 5
     assert outputs["text.parquet"]["imputed"] == 1 and outputs["visual.parquet"]["imputed"] == 2
@@ -123,3 +128,24 @@ def test_unavailable_inputs_are_one_line_errors(root, shared_model):
         encode_run.run_encode(_params(visual="original"), root)
     with pytest.raises(StageError, match="plain.parquet: caption table .* not found"):
         encode_run.run_encode(_params(visual="vlm_plain"), root)
+
+
+def test_cnn_features_depend_on_the_file_content_not_its_mtime(root, shared_model):
+    import os
+    import shutil
+
+    raw = root / "data/raw/synthetic"
+    raw.mkdir(parents=True)
+    features = raw / "image_features_Synthetic.b"
+    write_image_features(features, ["S000000004"], np.ones((1, FEATURE_DIM), np.float32))
+    out = root / "data/features/synthetic"
+    encode_run.run_encode(_params(visual="original"), root)
+    first = (out / "visual.parquet").read_bytes()
+    shutil.rmtree(out)
+    os.utime(features, ns=(1, 1))  # DVC checks out or re-downloads the same bytes under a new mtime
+    encode_run.run_encode(_params(visual="original"), root)
+    assert (out / "visual.parquet").read_bytes() == first
+    write_image_features(features, ["S000000004"], np.zeros((1, FEATURE_DIM), np.float32))
+    report = encode_run.run_encode(_params(visual="original"), root)
+    assert not report["outputs"]["visual.parquet"].get("reused")  # new content: computed again
+    assert read_features(out / "visual.parquet")[0][4].sum() == 0

@@ -122,3 +122,19 @@ def test_reader_rejects_features_of_another_catalog(tmp_path):
     assert read_features(path, 3)[0].shape == (3, 4)
     with pytest.raises(FeatureStoreError, match=r"3 item rows, but the prepared data has 5 items"):
         read_features(path, 5)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(b"this is not parquet at all\n" * 40),
+    lambda path: path.write_bytes(b""),
+    lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
+    lambda path: path.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1"),
+], ids=["garbage", "empty", "truncated", "bad-footer"])
+def test_damaged_files_are_one_line_errors(tmp_path, damage):
+    path = tmp_path / "f.parquet"
+    write_features(path, np.arange(4), np.ones((4, 3)), META)
+    damage(path)
+    for read in (read_features, read_metadata):
+        with pytest.raises(FeatureStoreError, match=r"f\.parquet: not a readable Parquet feature file \(") as err:
+            read(path)
+        assert "\n" not in str(err.value)

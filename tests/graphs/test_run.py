@@ -186,6 +186,8 @@ def test_a_damaged_graph_is_a_one_line_error_when_read(tmp_path):
         (lambda root: [p.unlink() for p in (root / "features").glob("*.parquet")], "run the encode stage first"),
         (lambda root: write_features(root / "features" / "text.parquet", np.arange(3), np.ones((3, 2)),
                                      {"model": "m", "normalize": False, "source": "s"}), "3 item rows"),
+        (lambda root: (root / "features" / "text.parquet").write_bytes(b"<html>not found</html>"),
+         "text.parquet: not a readable Parquet feature file"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_naming_the_file(dataset, damage, message):

@@ -149,7 +149,7 @@ def test_feature_rows_must_match_items():
 
 
 def test_bad_model_params_fail_with_one_line():
-    with pytest.raises(ConfigError, match="models.viral: nce_temperature: expected > 0"):
+    with pytest.raises(ConfigError, match="models.viral.nce_temperature: expected > 0"):
         parse_params({"models": {"viral": {"nce_temperature": 0.0}}})
     with pytest.raises(ConfigError, match="models.viral.synergy_mode: got 'exact'"):
         parse_params({"models": {"viral": {"synergy_mode": "exact"}}})

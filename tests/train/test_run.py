@@ -83,3 +83,16 @@ def test_missing_inputs_are_one_line_stage_errors(tmp_path, tiny_data):
     (tmp_path / "data/graphs/synthetic/ui.npz").unlink()
     with pytest.raises(StageError, match=r"ui.npz: not found \(run the graphs stage first\)"):
         run_train(params(), root=tmp_path)
+
+
+def test_a_garbage_feature_file_is_a_one_line_stage_error(tmp_path, tiny_data):
+    from viral.train.data import load_prepared_inputs
+
+    write_dataset(tmp_path, tiny_data)
+    features = tmp_path / "data/features/synthetic"
+    features.mkdir(parents=True)
+    (features / "text.parquet").write_bytes(b"<html>not parquet</html>\n" * 20)
+    with pytest.raises(StageError, match=r"text\.parquet: not a readable Parquet feature file") as err:
+        load_prepared_inputs(tmp_path / "data/prepared/synthetic", features, tmp_path / "data/graphs/synthetic",
+                             {"text", "ui"})
+    assert "\n" not in str(err.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from viral.config import ConfigError
+from viral.config import ConfigError, bounded, torch_device
 
 PromptName = Literal["title", "plain"]
 
@@ -23,33 +23,23 @@ class CaptionConfig:
             "plain": "data/raw/{dataset}/descriptions_plain.csv",
         }
     )
+    # precomputed: share of the items that must get a description; below it a loud warning, none an error
+    min_coverage: float = bounded(0.9, ge=0, le=1)
     # Sampling (greedy when temperature is 0). Qwen2.5-VL's own generation_config uses 1.05; vLLM does
     # not inherit it, so it is explicit here and identical for both model backends.
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    repetition_penalty: float = 1.05
-    max_pixels: int = 1280 * 28 * 28  # images are downscaled to this many pixels (~1280 visual tokens)
-    shard_items: int = 256  # items per generate call; one cache shard each, so a kill loses at most this
-    batch_size: int = 8  # transformers: images per forward pass
-    device: str = "auto"  # transformers: auto | cpu | cuda | cuda:N (bf16 on GPU, fp32 on CPU)
-    tensor_parallel_size: int = 1  # vllm
-    gpu_memory_utilization: float = 0.9  # vllm
-    max_model_len: int = 4096  # vllm: visual tokens + prompt + output
+    max_new_tokens: int = bounded(128, ge=1)
+    temperature: float = bounded(0.0, ge=0, why="0 = greedy")
+    repetition_penalty: float = bounded(1.05, gt=0)
+    # images are downscaled to this many pixels (~1280 visual tokens)
+    max_pixels: int = bounded(1280 * 28 * 28, ge=28 * 28, why="one 28x28 visual token")
+    shard_items: int = bounded(256, ge=1)  # items per generate call; one cache shard each, so a kill loses at most this
+    batch_size: int = bounded(8, ge=1)  # transformers: images per forward pass
+    device: str = torch_device("auto")  # transformers: auto | cpu | cuda | cuda:N (bf16 on GPU, fp32 on CPU)
+    tensor_parallel_size: int = bounded(1, ge=1)  # vllm
+    gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
+    max_model_len: int = bounded(4096, ge=1)  # vllm: visual tokens + prompt + output
     cache_dir: str = "data/cache/captions"  # outside the DVC outs: survives `dvc repro` deleting them
 
     def __post_init__(self) -> None:
-        positive = ("max_new_tokens", "max_pixels", "shard_items", "batch_size", "tensor_parallel_size",
-                    "max_model_len")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: expected a positive int, got {getattr(self, name)}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature: expected >= 0 (0 = greedy), got {self.temperature}")
-        if self.repetition_penalty <= 0:
-            raise ConfigError(f"repetition_penalty: expected > 0, got {self.repetition_penalty}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"gpu_memory_utilization: expected in (0, 1], got {self.gpu_memory_utilization}")
-        if self.max_pixels < 28 * 28:
-            raise ConfigError(f"max_pixels: expected at least 784 (one 28x28 visual token), got {self.max_pixels}")
         if not self.prompts:
             raise ConfigError("prompts: expected at least one of title, plain")

@@ -7,15 +7,20 @@ Accepted files, keyed by `asin` (preferred when both are present) or `itemID`:
 - Parquet with the same columns.
 Every problem is one line naming the file, the line or row, and the field. Blank descriptions count
 as missing; a key repeated with a different description is an error (which one would be right?).
+A file that describes none of the dataset's items is an error; one that describes fewer than
+`caption.min_coverage` of them is imported with a loud warning (the rest are mean-imputed downstream).
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from viral.stage import StageError
+
+log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("asin", "itemID")
 
@@ -172,6 +177,26 @@ def _read_parquet(path: Path) -> Descriptions:
     ):
         collector.add(key_value, description, f"row {row}")
     return collector.result()
+
+
+def check_coverage(path: str | Path, descriptions: Descriptions, matched: int, n_items: int, dataset: str,
+                   min_coverage: float) -> float:
+    """The share of the dataset's `n_items` items the file describes (`matched` of them): an error when
+    it is zero, a warning below `min_coverage`."""
+    if not n_items:
+        return 0.0
+    held = len(descriptions.text)
+    if not matched:
+        what = (f"none of its {held} {descriptions.key}s matches" if held else
+                "it holds no description at all (empty, header only or all blank), so none matches")
+        raise StageError(f"{path}: {what} an item of dataset {dataset}; expected descriptions keyed by the "
+                         "prepared items' asin or itemID (caption.precomputed)")
+    coverage = matched / n_items
+    if coverage < min_coverage:
+        log.warning("%s: describes only %d of %d items of dataset %s (%.1f%%, below caption.min_coverage "
+                    "%.0f%%); the other %d get status=missing and mean-imputed features", path, matched, n_items,
+                    dataset, 100 * coverage, 100 * min_coverage, n_items - matched)
+    return coverage
 
 
 READERS = {".csv": _read_csv, ".json": _read_json, ".jsonl": _read_jsonl, ".parquet": _read_parquet}

@@ -29,11 +29,12 @@ from viral.caption.backend import (
 from viral.caption.cache import CaptionCache, caption_key
 from viral.caption.config import CaptionConfig
 from viral.caption.output import empty_row, output_table
-from viral.caption.precomputed import read_descriptions
+from viral.caption.precomputed import check_coverage, read_descriptions
 from viral.caption.prompts import load_templates, render, template_for, text_hash
 from viral.data.images import load_images
-from viral.io import write_json, write_parquet
+from viral.io import write_parquet
 from viral.params import Params
+from viral.run_report import write_run_report
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def run_caption(params: Params, prompt: str, make: CaptionerFactory = make_capti
     write_parquet(out_dir / f"{prompt}.parquet", output_table(rows, provenance))
     report = dict(prompt=prompt, backend=config.backend, model=provenance["model"], **report)
     report["wall_seconds"] = round(time.perf_counter() - start, 3)
-    write_json(out_dir / f"{prompt}.report.json", report)
+    write_run_report(f"caption/{prompt}", report)  # outside the output: its timings must not re-run encode
     log.info("caption %s: %s", prompt, {k: v for k, v in report.items() if k not in ("prompt", "model")})
     return report
 
@@ -104,9 +105,7 @@ def import_precomputed(
             row["description"] = text
             matched.add(key)
         rows.append(row)
-    if descriptions.text and not matched:
-        count = f"{len(descriptions.text)} {descriptions.key}s"
-        raise StageError(f"{path}: none of its {count} match an item of dataset {dataset}")
+    check_coverage(path, descriptions, len(matched), len(items), dataset, config.min_coverage)
     report = dict(
         items=len(items),
         captioned=len(matched),

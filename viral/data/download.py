@@ -4,7 +4,9 @@ every file's source, size and sha256.
 
 Real downloads are kept complete in a download cache (`download.cache_dir`, outside the DVC output)
 and hard-linked into the raw folder: DVC empties an output before re-running its stage, and a rerun
-must neither lose a multi-GB file nor a half-finished `.part` (which resumes with HTTP Range).
+must neither lose a multi-GB file nor a half-finished `.part` (which resumes with HTTP Range). A cached
+file is served again only while it still matches its record (size, sha256) and looks like its format
+(gzip magic), so deleting a damaged raw file and re-running the stage really downloads it again.
 """
 from __future__ import annotations
 
@@ -22,6 +24,12 @@ from viral.params import Params
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def expected_magic(name: str) -> bytes:
+    """The first bytes file `name` must have (gzip's for `.gz`; none known for the `.b` features)."""
+    return GZIP_MAGIC if name.endswith(".gz") else b""
 
 
 def dataset_files(cat: str, image_features: bool) -> list[str]:
@@ -36,12 +44,25 @@ def _file_entry(path: Path, source: str) -> dict[str, Any]:
 
 
 def _cached_entry(cache_dir: Path, name: str) -> dict[str, Any] | None:
-    """The recorded entry of a completed download in the cache, if the file is still intact (by size)."""
+    """The recorded entry of a completed download in the cache, if the file is still intact: same size
+    and sha256 as recorded, and the right first bytes (a page cached by an older, unchecked run is not)."""
     path, record = cache_dir / name, cache_dir / f"{name}.json"
     if not (path.is_file() and record.is_file()):
         return None
-    entry = json.loads(record.read_text())
-    return entry if entry.get("size") == path.stat().st_size else None
+    try:
+        entry = json.loads(record.read_text())
+    except ValueError:
+        entry = {}
+    with open(path, "rb") as stream:
+        head = stream.read(len(expected_magic(name)))
+    intact = (entry.get("size") == path.stat().st_size and head == expected_magic(name)
+              and entry.get("sha256") == sha256_file(path).hexdigest())
+    if not intact:
+        log.warning("%s: the cached copy is damaged or not the file; downloading it again", path)
+        path.unlink()
+        record.unlink()
+        return None
+    return entry
 
 
 def download_dataset(raw_dir: Path, cat: str, config: DownloadConfig, show_progress: bool = True) -> dict:
@@ -57,7 +78,7 @@ def download_dataset(raw_dir: Path, cat: str, config: DownloadConfig, show_progr
             urls = [f"{mirror.rstrip('/')}/{name}" for mirror in config.mirrors]
             got = fetch_from_mirrors(urls, cache_dir / name, retries=config.retries, timeout_s=config.timeout_s,
                                      backoff_s=config.backoff_s, expected_sha256=expected,
-                                     show_progress=show_progress)
+                                     magic=expected_magic(name), show_progress=show_progress)
             entry = {"url": got.url, "size": got.size, "sha256": got.sha256}
             write_json(cache_dir / f"{name}.json", entry)
         files[name] = entry

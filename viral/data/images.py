@@ -36,6 +36,7 @@ from viral.data.image_store import (
 from viral.data.prepared import load_prepared
 from viral.io import atomic_dir, link_or_copy, write_json, write_parquet
 from viral.params import Params
+from viral.run_report import per_second, seconds_since, write_run_report
 from viral.stage import StageError
 
 __all__ = ["load_images", "load_image_status", "fetch_images", "run_images"]
@@ -146,7 +147,10 @@ def _cached_shard(cache: Path, key: str) -> tuple[Path, pa.Table] | None:
 
 
 def fetch_images(items: pd.DataFrame, raw_dir: Path, out_dir: Path, cache: Path, config: ImagesConfig) -> dict:
-    """Fetch the images of `items` (itemID, asin, imUrl) into `out_dir`; returns the report."""
+    """Fetch the images of `items` (itemID, asin, imUrl) into `out_dir`; returns the report.
+
+    `out_dir/report.json` holds what follows from the items (counts per status, shards); how the run went
+    (seconds, throughput, shards reused) is only in the returned report, for the stage's run report."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -175,22 +179,19 @@ def fetch_images(items: pd.DataFrame, raw_dir: Path, out_dir: Path, cache: Path,
             stale.unlink()
     status = pa.concat_tables([table for _, table in shards]) if shards else STATUS_SCHEMA.empty_table()
     counts = pd.Series(status.column("status").to_pylist()).value_counts()
-    seconds = time.perf_counter() - start
     report = {
         "items": len(items),
         "status": {name: int(counts.get(name, 0)) for name in STATUSES},
         "shards": len(shards),
-        "shards_reused": reused,
-        "seconds": round(seconds, 3),
-        "items_per_s": round(len(items) / seconds, 1) if seconds > 0 else None,
-        "concurrency": config.concurrency,
     }
     with atomic_dir(out_dir) as tmp:
         for index, (images_path, _) in enumerate(shards):
             link_or_copy(images_path, tmp / shard_name(index))
         pq.write_table(status, tmp / STATUS_FILE)
         write_json(tmp / "report.json", report)
-    return report
+    seconds = seconds_since(start)
+    return {**report, "shards_reused": reused, "seconds": seconds, "items_per_s": per_second(len(items), seconds),
+            "concurrency": config.concurrency}
 
 
 def run_images(params: Params) -> None:
@@ -202,5 +203,6 @@ def run_images(params: Params) -> None:
     cache = Path(params.images.cache_dir) / params.dataset
     report = fetch_images(items[["itemID", "asin", "imUrl"]], raw_dir, Path("data/images") / params.dataset,
                           cache, params.images)
+    write_run_report("images", {"dataset": params.dataset, **report})
     log.info("images %s: %s in %.1f s (%s items/s, %d of %d shards reused)", params.dataset, report["status"],
              report["seconds"], report["items_per_s"], report["shards_reused"], report["shards"])

@@ -23,6 +23,7 @@ from viral.data.mmrec import MMRecFolder, read_folder
 from viral.data.prepared import Prepared, empty_items, items_with_meta, split_counts, write_prepared
 from viral.data.split import SPLIT_RULE, per_user_split
 from viral.params import Params
+from viral.run_report import seconds_since, write_run_report
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,9 @@ def run_prepare(params: Params) -> None:
             raise StageError(f"{reviews_path}: not found (run the download stage first)")
         prepared, stats = prepare_from_raw(reviews_path, meta_path, config, params.data_seed)
     stats["dataset"] = params.dataset
-    stats["seconds"] = round(time.perf_counter() - start, 3)
     write_prepared(Path("data/prepared") / params.dataset, prepared, stats)
-    log.info("prepared %s: %d users, %d items, %d interactions %s in %.1f s", params.dataset, stats["users"],
-             stats["items"], stats["interactions"], stats["splits"], stats["seconds"])
+    run = {"dataset": params.dataset, **{key: stats[key] for key in ("users", "items", "interactions", "splits")},
+           "seconds": seconds_since(start)}
+    write_run_report("prepare", run)
+    log.info("prepared %s: %d users, %d items, %d interactions %s in %.1f s", params.dataset, run["users"],
+             run["items"], run["interactions"], run["splits"], run["seconds"])

@@ -29,6 +29,7 @@ from viral.encode.store import FeatureStoreError, read_metadata, write_features
 from viral.encode.text import read_item_texts
 from viral.io import write_json
 from viral.params import Params
+from viral.run_report import seconds_since, write_run_report
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 TEXT_FILE = "text.parquet"
 VISUAL_FILE = "visual.parquet"
 REPORT_FILE = "report.json"
+RUN_KEYS = ("seconds", "texts_per_s", "reused")  # how a run went: in the run report, never in an output
 # visual param -> caption prompt whose descriptions are encoded
 VLM_PROMPTS = {"vlm_title": "title", "vlm_plain": "plain"}
 CNN_MODEL = "McAuley et al. 2014 ImageNet CNN (VBPR features)"
@@ -51,9 +53,16 @@ def texts_fingerprint(item_ids: Sequence[int], texts: Sequence[str]) -> str:
 
 
 def _content_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    """The stats stored in the file: timings go to report.json only, so re-encoding the same inputs
-    writes byte-identical features and DVC does not re-run the stages downstream."""
-    return {key: value for key, value in stats.items() if key not in ("seconds", "texts_per_s")}
+    """The stats stored in the outputs: how the run went (timings, reuse) goes to the run report only, so
+    re-encoding the same inputs writes byte-identical outputs and DVC does not re-run the stages below."""
+    return {key: value for key, value in stats.items() if key not in RUN_KEYS}
+
+
+def _content_report(report: dict[str, Any]) -> dict[str, Any]:
+    """`report` without its run keys, per output file too: what `report.json` (a DVC output) holds."""
+    content = _content_stats(report)
+    content["outputs"] = {name: _content_stats(stats) for name, stats in report["outputs"].items()}
+    return content
 
 
 def _reusable(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
@@ -115,24 +124,24 @@ def original_output(path: Path, n_items: int, items_path: Path, features_path: P
         raise StageError(f"{features_path}: not found; visual: original needs the 2014 CNN features "
                          "(set download.image_features: true and rerun the download stage)")
     columns = read_columns(items_path, ("itemID", "asin"), "prepared items")
-    file_stat = features_path.stat()
+    with open(features_path, "rb") as stream:  # content, not mtime: a re-downloaded copy is the same input
+        file_sha256 = hashlib.file_digest(stream, "sha256").hexdigest()
     expected = {"model": CNN_MODEL, "normalize": False, "source": features_path.name,
-                "input_sha256": texts_fingerprint(columns["itemID"], columns["asin"]),
-                "file_size": file_stat.st_size, "file_mtime_ns": file_stat.st_mtime_ns}
+                "input_sha256": texts_fingerprint(columns["itemID"], columns["asin"]), "file_sha256": file_sha256}
     if (stats := _reusable(path, expected)) is not None:
         return stats
     start = time.perf_counter()
     ids, rows = cnn_features(features_path, columns["itemID"], columns["asin"])
     matrix, imputed = fill_with_mean(n_items, ids, rows, False, str(features_path))
-    stats = {"found": len(ids), "imputed": int(imputed.sum()), "dim": FEATURE_DIM,
-             "seconds": round(time.perf_counter() - start, 3)}
+    stats = {"found": len(ids), "imputed": int(imputed.sum()), "dim": FEATURE_DIM, "seconds": seconds_since(start)}
     log.info("%s: %d of %d items found, %d mean-imputed", features_path, len(ids), n_items, stats["imputed"])
-    write_features(path, range(n_items), matrix, {**expected, "stats": stats}, imputed=imputed)
+    write_features(path, range(n_items), matrix, {**expected, "stats": _content_stats(stats)}, imputed=imputed)
     return stats
 
 
 def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
-    """Write data/features/<dataset>/{text,visual}.parquet and report.json; returns the report."""
+    """Write data/features/<dataset>/{text,visual}.parquet, report.json and the run report; returns the
+    run report (report.json plus timings and reuse flags)."""
     root = Path(root)
     dataset = params.dataset
     items_path = root / "data" / "prepared" / dataset / ITEMS_FILE
@@ -161,6 +170,7 @@ def run_encode(params: Params, root: str | Path = ".") -> dict[str, Any]:
         features_path = root / "data" / "raw" / dataset / image_features_name(cat)
         outputs[VISUAL_FILE] = {"input": str(features_path),
                                 **original_output(out_dir / VISUAL_FILE, n_items, items_path, features_path)}
-    report["seconds"] = round(time.perf_counter() - start, 3)
-    write_json(out_dir / REPORT_FILE, report)
+    report["seconds"] = seconds_since(start)
+    write_json(out_dir / REPORT_FILE, _content_report(report))
+    write_run_report("encode", report, root)
     return report

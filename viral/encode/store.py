@@ -85,11 +85,23 @@ def write_features(path: str | Path, item_ids, matrix, metadata: dict[str, Any],
     write_parquet(path, table.replace_schema_metadata(encoded))
 
 
+def _parquet(read, path: str | Path):
+    """`read(path)`, a damaged or foreign file (truncated, garbage, not Parquet) becoming one line."""
+    import pyarrow as pa
+
+    try:
+        return read(path)
+    except (pa.ArrowException, OSError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise FeatureStoreError(f"{path}: not a readable Parquet feature file ({reason}); "
+                                "rerun the encode stage") from None
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The writer's metadata of a feature file (model, dim, normalize, source, ...) without its data."""
     import pyarrow.parquet as pq
 
-    return _decode_metadata(pq.read_schema(path).metadata, str(path))
+    return _decode_metadata(_parquet(pq.read_schema, path).metadata, str(path))
 
 
 def _decode_metadata(raw: dict[bytes, bytes] | None, where: str) -> dict[str, Any]:
@@ -119,7 +131,7 @@ def read_features(path: str | Path, n_items: int | None = None) -> tuple[np.ndar
     where = str(path)
     if not Path(path).is_file():
         raise FeatureStoreError(f"{where}: feature file not found")
-    table = pq.read_table(path)
+    table = _parquet(pq.read_table, path)
     for name in ("itemID", "embedding", "imputed"):
         if name not in table.column_names:
             raise FeatureStoreError(f"{where}: column {name!r} missing (have {', '.join(table.column_names)})")

@@ -22,6 +22,7 @@ from viral.graphs.config import GraphsConfig
 from viral.graphs.store import save_graph, saved_stats
 from viral.graphs.variants import VARIANTS, GraphSource, buildable
 from viral.params import Params
+from viral.run_report import write_run_report
 from viral.stage import StageError
 
 log = logging.getLogger(__name__)
@@ -172,5 +173,11 @@ def build_graphs(prepared_dir: str | Path, features_dir: str | Path, out_dir: st
 
 def run_graphs(params: Params) -> None:
     dataset = params.dataset
-    build_graphs(Path("data/prepared") / dataset, Path("data/features") / dataset, Path("data/graphs") / dataset,
-                 params.graphs, params.data_seed)
+    stats, timings = build_graphs(Path("data/prepared") / dataset, Path("data/features") / dataset,
+                                  Path("data/graphs") / dataset, params.graphs, params.data_seed)
+    write_run_report("graphs", {
+        "dataset": dataset,
+        "built": {name: round(seconds, 3) for name, seconds in timings.items() if seconds is not None},
+        "kept": sorted(name for name, seconds in timings.items() if seconds is None),
+        "graphs": {name: {"shape": graph["shape"], "nnz": graph["nnz"]} for name, graph in stats.items()},
+    })

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from viral.config import bounded
 from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, published, rows
 from viral.train.config import TrainingPoint
 
 
 @dataclass(frozen=True)
 class Config:
-    embedding_dim: int = 64
-    reg_weight: float = 0.1  # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
+    embedding_dim: int = bounded(64, ge=1)
+    reg_weight: float = bounded(0.1, ge=0)  # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
     train: TrainingPoint = published(lr=1e-3, batch_size=2048)  # MMRec's defaults, verified on Baby
 
 

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from viral.config import bounded
 from viral.models.base import ModelInputs, Recommender, bpr_loss, emb_loss, published, rows, sparse_csr, spmm
 from viral.train.config import TrainingPoint
 
 
 @dataclass(frozen=True)
 class Config:
-    embedding_dim: int = 64
-    n_layers: int = 3        # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
-    reg_weight: float = 1e-2
+    embedding_dim: int = bounded(64, ge=1)
+    n_layers: int = bounded(3, ge=0)  # chosen on Baby validation from MMRec's grid (benchmarks/mmrec_reference.py)
+    reg_weight: float = bounded(1e-2, ge=0)
     train: TrainingPoint = published(lr=1e-3, batch_size=2048)  # MMRec's defaults, verified on Baby
 
 

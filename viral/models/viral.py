@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from viral.config import ConfigError
+from viral.config import bounded
 from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
 from viral.models.base import ModelInputs, Recommender, bpr_loss, published, rows, sparse_csr
 from viral.train.config import TrainingPoint
@@ -30,40 +30,26 @@ class Config:
     """Defaults are the paper's stated values; the authors' code value is noted where it differs."""
 
     fusion: Literal["viral", "pooling", "concat", "weighted_concat"] = "viral"  # filled from top-level `fusion`
-    embedding_dim: int = 64
-    feat_hidden_dim: int = 256  # DRAGON's feature MLP in -> 256 -> embedding_dim
-    n_ui_layers: int = 2
-    n_ii_layers: int = 2  # code: 1
-    n_uu_layers: int = 2  # code: 1
+    embedding_dim: int = bounded(64, ge=1)
+    feat_hidden_dim: int = bounded(256, ge=1)  # DRAGON's feature MLP in -> 256 -> embedding_dim
+    n_ui_layers: int = bounded(2, ge=0)
+    n_ii_layers: int = bounded(2, ge=0)  # code: 1
+    n_uu_layers: int = bounded(2, ge=0)  # code: 1
     homo_combine: HomoCombine = "last"  # z = x + A^L x, as DRAGON
     synergy: bool = True
     synergy_mode: Literal["faithful", "scalable"] = "faithful"  # all items (O(N^2)) | each item's ii neighbours
     redundancy: bool = True  # code (master): false
     normalize_unique: bool = False  # code (redu2): true, v' L2-normalised before its GCN
-    fusion_width: int = 64  # CSE/TBR width: unstated in the paper (model-spec A3: 64); code: 0 = text width 384
-    attention_heads: int = 1
-    ffn_mult: int = 4
-    nce_temperature: float = 0.1  # unstated in the paper; code: 0.1
-    fusion_weight: float = 0.1  # lambda of eq. 17; code: 0.001
-    reg_weight: float = 0.01  # unstated in the paper; code: 0.01
+    # CSE/TBR width: unstated in the paper (model-spec A3: 64); code: 0 = text width 384
+    fusion_width: int = bounded(64, ge=0, why="0 = text feature width")
+    attention_heads: int = bounded(1, ge=1)
+    ffn_mult: int = bounded(4, ge=1)
+    nce_temperature: float = bounded(0.1, gt=0)  # unstated in the paper; code: 0.1
+    fusion_weight: float = bounded(0.1, ge=0)  # lambda of eq. 17; code: 0.001
+    reg_weight: float = bounded(0.01, ge=0)  # unstated in the paper; code: 0.01
     slot_order: Literal["t_s_v", "v_s_t"] = "t_s_v"  # code (master): v_s_t
     ii_graph: Literal["viral", "dragon"] = "viral"  # item-item graph: eq. 3's ii_viral, or DRAGON's ii_dragon
     train: TrainingPoint = published(lr=1e-3, batch_size=1024)  # paper; code: lr 1e-4, batch 2048
-
-    def __post_init__(self) -> None:
-        for name in ("embedding_dim", "feat_hidden_dim", "attention_heads", "ffn_mult"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if self.fusion_width < 0:
-            raise ConfigError(f"fusion_width: expected >= 0 (0 = text feature width), got {self.fusion_width}")
-        for name in ("n_ui_layers", "n_ii_layers", "n_uu_layers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)}")
-        if self.nce_temperature <= 0:
-            raise ConfigError(f"nce_temperature: expected > 0, got {self.nce_temperature}")
-        for name in ("fusion_weight", "reg_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)}")
 
 
 class VIRAL(Recommender):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from viral.config import bounded, choices
+from viral.config import bounded, choices, torch_device
 from viral.train.metrics import metric_names
 
 
@@ -41,7 +41,7 @@ class TrainConfig:
     patience: int = bounded(20, ge=0)          # stop after more than this many evaluations without improvement
     eval_every: int = bounded(1, ge=1)         # evaluate valid and test every this many epochs
     eval_batch_size: int = bounded(4096, ge=1)  # users scored per matrix product at evaluation
-    device: str = "auto"                       # auto (CUDA when available) | cpu | cuda | cuda:N
+    device: str = torch_device("auto")         # auto (CUDA when available) | cpu | cuda | cuda:N
     threads: int = bounded(0, ge=0)            # torch CPU threads; 0 = the cores free at start (at least 1)
     checkpoint: bool = True                    # save the training state every epoch so an interrupted run resumes
     # Overrides of the selected model's training point; null = the model's own value.
