@@ -9,6 +9,8 @@ MODELS: dict[str, str] = {
     "viral": "viral.models.viral:VIRAL",
     "dragon": "viral.models.dragon:DRAGON",
     "freedom": "viral.models.freedom:FREEDOM",
+    "mentor": "viral.models.mentor:MENTOR",
+    "cohesion": "viral.models.cohesion:COHESION",
 }
 
 
