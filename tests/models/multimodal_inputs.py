@@ -73,3 +73,17 @@ def cuda_round_trip(model, data: TrainData) -> None:
     model.loss(*(t.to("cuda") for t in random_batch(data)))["loss"].backward()
     users, items = model.embeddings()
     assert users.is_cuda and items.is_cuda
+
+
+def assert_runs_repeat(model_class, data: TrainData, config, seed: int = 11) -> None:
+    """Two short fits from the same seed end with bit-identical weights (every random draw is seeded)."""
+    from viral.train.config import TrainConfig
+    from viral.train.loop import build_model, fit
+
+    states = []
+    for _ in range(2):
+        model = build_model(model_class, data, config, seed=seed)
+        fit(model, data, TrainConfig(epochs=2, device="cpu", checkpoint=False, lr=0.01), seed=seed, progress=False)
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key

@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import torch
 
 from viral.models.base import sparse_csr
-from viral.models.layers import ModalityGCN, homogeneous, layer_sum
+from viral.models.layers import ItemItemGraph, ModalityGCN, homogeneous, layer_sum
 
 
 def _random_graph(n: int, seed: int, symmetric: bool) -> sp.csr_matrix:
@@ -57,3 +57,17 @@ def test_modality_gcn_matches_dense_reference():
     got = gcn(features, sparse_csr(adj), 2)
     assert got.shape == (n_users + n_items, 3)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_item_item_graph_adds_the_last_hop_with_gradients_through_its_transpose():
+    a = _random_graph(6, 2, symmetric=False)
+    dense = torch.from_numpy(a.toarray())
+    x = torch.randn(6, 4, requires_grad=True)
+    graph = ItemItemGraph(a, n_layers=2)
+    got, expected = graph(x), x + dense @ dense @ x
+    assert torch.allclose(got, expected, atol=1e-5)
+    weights = torch.randn(6, 4)
+    (grad_sparse,) = torch.autograd.grad((got * weights).sum(), x)
+    (grad_dense,) = torch.autograd.grad((expected * weights).sum(), x)
+    assert torch.allclose(grad_sparse, grad_dense, atol=1e-5)
+    assert not graph.state_dict(), "the graph is an input, not a weight"

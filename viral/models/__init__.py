@@ -14,6 +14,8 @@ MODELS: dict[str, str] = {
     "vbpr": "viral.models.vbpr:VBPR",
     "mmgcn": "viral.models.mmgcn:MMGCN",
     "grcn": "viral.models.grcn:GRCN",
+    "mentor": "viral.models.mentor:MENTOR",
+    "cohesion": "viral.models.cohesion:COHESION",
 }
 
 

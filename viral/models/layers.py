@@ -13,7 +13,7 @@ from torch import nn
 from viral.graphs.topk import top_k_counts
 from viral.graphs.user_item import interaction_matrix, normalized_adjacency
 from viral.graphs.user_user import sample_user_graph
-from viral.models.base import rows, spmm
+from viral.models.base import rows, sparse_csr, spmm
 
 HomoCombine = Literal["last", "sum", "mean"]
 
@@ -63,10 +63,16 @@ class ModalityGCN(nn.Module):
         self.hidden = nn.Linear(in_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, out_dim)
 
+    def project(self, item_features: torch.Tensor) -> torch.Tensor:
+        """The items' input: MLP(in -> hidden -> out, leaky ReLU) of their features."""
+        return self.out(F.leaky_relu(self.hidden(item_features)))
+
+    def ego(self, item_features: torch.Tensor) -> torch.Tensor:
+        """Layer 0: the L2-normalised rows of [user preferences; projected items]."""
+        return F.normalize(torch.cat([self.preference, self.project(item_features)]), dim=1)
+
     def forward(self, item_features: torch.Tensor, adj: torch.Tensor, n_layers: int) -> torch.Tensor:
-        items = self.out(F.leaky_relu(self.hidden(item_features)))
-        x = F.normalize(torch.cat([self.preference, items]), dim=1)
-        return layer_sum(adj, x, n_layers)
+        return layer_sum(adj, self.ego(item_features), n_layers)
 
 
 def neighbour_sum(x: torch.Tensor, columns: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -310,3 +316,17 @@ class EdgeGraph(nn.Module):
     def propagate(self, weights: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
         """(n_rows, d): out[t] = sum over edges t <- s of weights[e] * senders[s]."""
         return _EdgePropagate.apply(self, weights, senders)
+
+
+class ItemItemGraph(nn.Module):
+    """A frozen item-item graph (e.g. `ii_dragon`, DRAGON's mm_adj, which MENTOR and COHESION reuse) applied
+    with DRAGON's residual: z = x + A^L x. The graph and its transpose are non-persistent CSR buffers."""
+
+    def __init__(self, matrix, n_layers: int) -> None:
+        super().__init__()
+        self.n_layers = n_layers
+        self.register_buffer("adjacency", sparse_csr(matrix), persistent=False)
+        self.register_buffer("adjacency_t", sparse_csr(matrix.T), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return homogeneous(self.adjacency, self.adjacency_t, x, self.n_layers, "last")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -35,3 +36,31 @@ def in_batch_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) 
     here: SLMRec scores its main loss on L2-normalised rows and its FAC heads on raw dot products."""
     logits = queries @ keys.T / temperature
     return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))
+
+
+def one_way_info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float,
+                     chunk_rows: int = 0) -> torch.Tensor:
+    """One-directional InfoNCE (SimGCL's, MENTOR's): the mean over rows i of
+    logsumexp_j(a_i . b_j / t) - a_i . b_i / t, rows L2-normalised; every row of `candidates` is a
+    candidate for every anchor, the same row being the positive.
+
+    `chunk_rows` > 0 bounds memory: the log-sum-exp is taken over blocks of that many anchors, and each
+    block's (rows x n) logits are recomputed in the backward pass instead of kept (checkpointing), so
+    the value and gradients are the dense ones while at most one block of logits is held at a time.
+    0 = one dense (n x n) product, as MMRec-style code computes it.
+    """
+    a = F.normalize(anchors, dim=-1)
+    b = F.normalize(candidates, dim=-1)
+    positives = (a * b).sum(-1) / temperature
+    if chunk_rows == 0 or chunk_rows >= len(a):
+        normalisers = _block_logsumexp(a, b, temperature)
+    else:
+        normalisers = torch.cat([
+            checkpoint(_block_logsumexp, block, b, temperature, use_reentrant=False, preserve_rng_state=False)
+            for block in a.split(chunk_rows)
+        ])
+    return (normalisers - positives).mean()
+
+
+def _block_logsumexp(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.logsumexp(a @ b.T / temperature, dim=1)
