@@ -13,7 +13,7 @@ from tests.models.test_lattice import engine_data, reads_features_through_buffer
 from viral.graphs.user_item import normalized_adjacency
 from viral.models import model_class
 from viral.models.base import ModelInputs
-from viral.models.losses import in_batch_nce
+from viral.models.losses import one_way_info_nce
 from viral.models.slmrec import SLMRec, Config
 from viral.train.config import TrainConfig
 from viral.train.loop import build_model, fit
@@ -95,13 +95,14 @@ def test_registry_resolves_slmrec_and_its_point_uses_in_batch_negatives():
     assert (point.negatives, point.lr, point.weight_decay, point.batch_size) == (False, 0.01, 1e-4, 2048)
 
 
-def test_in_batch_nce_by_hand():
+def test_unnormalised_in_batch_nce_by_hand():
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     keys = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
     # row 0: scores (2, 1) -> log(e^2 + e^1) - 2; row 1: scores (0, 1) -> log(1 + e) - 1
     expected = ((math.log(math.e**2 + math.e) - 2) + (math.log(1 + math.e) - 1)) / 2
-    assert in_batch_nce(queries, keys, 1.0).item() == pytest.approx(expected, rel=1e-6)
-    assert in_batch_nce(queries, keys, 0.5).item() == pytest.approx(softmax_nce(queries, keys, 0.5).item(), rel=1e-6)
+    assert one_way_info_nce(queries, keys, 1.0, normalize=False).item() == pytest.approx(expected, rel=1e-6)
+    assert one_way_info_nce(queries, keys, 0.5, normalize=False).item() == pytest.approx(
+        softmax_nce(queries, keys, 0.5).item(), rel=1e-6)
 
 
 def test_embeddings_match_the_dense_reference():

@@ -30,27 +30,20 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, ids: torch.Te
     return ((rows + cols) * weights).sum() / (2 * weights.sum())
 
 
-def in_batch_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
-    """One-directional InfoNCE with in-batch negatives: row i of `queries` should pick row i of `keys`
-    among all the batch's keys (cross-entropy over queries @ keys.T / temperature). No normalisation
-    here: SLMRec scores its main loss on L2-normalised rows and its FAC heads on raw dot products."""
-    logits = queries @ keys.T / temperature
-    return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))
-
-
 def one_way_info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float,
-                     chunk_rows: int = 0) -> torch.Tensor:
-    """One-directional InfoNCE (SimGCL's, MENTOR's): the mean over rows i of
-    logsumexp_j(a_i . b_j / t) - a_i . b_i / t, rows L2-normalised; every row of `candidates` is a
-    candidate for every anchor, the same row being the positive.
+                     chunk_rows: int = 0, normalize: bool = True) -> torch.Tensor:
+    """One-directional InfoNCE (SimGCL's, MENTOR's, SLMRec's in-batch loss): the mean over rows i of
+    logsumexp_j(a_i . b_j / t) - a_i . b_i / t, rows L2-normalised unless `normalize` is false (SLMRec's
+    FAC heads score raw dot products); every row of `candidates` is a candidate for every anchor, the
+    same row being the positive.
 
     `chunk_rows` > 0 bounds memory: the log-sum-exp is taken over blocks of that many anchors, and each
     block's (rows x n) logits are recomputed in the backward pass instead of kept (checkpointing), so
     the value and gradients are the dense ones while at most one block of logits is held at a time.
     0 = one dense (n x n) product, as MMRec-style code computes it.
     """
-    a = F.normalize(anchors, dim=-1)
-    b = F.normalize(candidates, dim=-1)
+    a = F.normalize(anchors, dim=-1) if normalize else anchors
+    b = F.normalize(candidates, dim=-1) if normalize else candidates
     positives = (a * b).sum(-1) / temperature
     if chunk_rows == 0 or chunk_rows >= len(a):
         normalisers = _block_logsumexp(a, b, temperature)

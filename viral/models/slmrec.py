@@ -22,7 +22,7 @@ from torch import nn
 from viral.config import bounded
 from viral.models.base import ModelInputs, Recommender, published, rows, sparse_csr
 from viral.models.layers import homogeneous
-from viral.models.losses import in_batch_nce
+from viral.models.losses import one_way_info_nce
 from viral.train.config import TrainingPoint
 
 VIEWS = ("id", "visual", "text")  # the order of the concatenated views
@@ -90,8 +90,9 @@ class SLMRec(Recommender):
         id_view, visual_view, text_view = item_views.chunk(len(VIEWS), dim=1)
         tau = self.config.ssl_temp
         id_iv = self.id_to_iv(id_view)
-        fine = in_batch_nce(id_iv, self.visual_to_iv(visual_view), tau)
-        coarse = in_batch_nce(self.iva_to_ivat(self.iv_to_iva(id_iv)), self.text_to_ivat(text_view), tau)
+        fine = one_way_info_nce(id_iv, self.visual_to_iv(visual_view), tau, normalize=False)
+        coarse = one_way_info_nce(self.iva_to_ivat(self.iv_to_iva(id_iv)), self.text_to_ivat(text_view), tau,
+                                  normalize=False)
         return fine + coarse
 
     def loss(self, users, pos, neg):
@@ -99,7 +100,7 @@ class SLMRec(Recommender):
         u = self.user_out(rows(user_views, users))
         pos_views = rows(item_views, pos)
         p = self.item_out(pos_views)
-        main = in_batch_nce(F.normalize(u, dim=1), F.normalize(p, dim=1), self.config.temperature)
+        main = one_way_info_nce(u, p, self.config.temperature)
         fac = self.fac(pos_views)
         return {"loss": main + self.config.ssl_alpha * fac, "infonce": main, "fac": fac}
 
