@@ -7,7 +7,7 @@ model, each at its own published training point (batch size, negatives), on one 
 Timing only: the features are random (4096-d visual, 384-d text: the widths of MMRec's CNN image
 features and Sentence-BERT text features), so the scores mean nothing. The graph is the folder's real
 split, or with `--clothing` a random Clothing-sized one (39,387 users, 23,033 items, ~197k train pairs).
-Each model runs in its own child process, so its peak memory (ru_maxrss: resident set size, Python,
+Each model runs in its own child process, so its peak memory (VmHWM: resident set size, Python,
 torch and the inputs included) is its own. An epoch is the model's `pre_epoch` hook, the negative
 sampling and every batch; after one warm-up batch, batches are timed until `--budget` seconds have
 passed, and an unfinished epoch is extrapolated (said so per model). Evaluation scores every user
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from child_run import peak_rss_mb, run_child  # noqa: E402
 from viral.models import MODELS, model_class  # noqa: E402
 from viral.train.data import TrainData, add_graphs, from_interactions, load_mmrec_inputs  # noqa: E402
 from viral.train.evaluate import Evaluator  # noqa: E402
@@ -122,7 +121,7 @@ def measure(name: str, folder: Path | None, budget: float, seed: int) -> dict:
     model = build_model(cls, data, config, seed)
     row = {"batch_size": config.train.batch_size, **epoch_seconds(model, data, budget, seed),
            "seconds_per_eval": round(eval_seconds(model, data), 3)}
-    row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return row
 
 
@@ -145,17 +144,14 @@ def main() -> None:
     for name in args.models:
         command = [sys.executable, __file__, str(args.folder), "--child", name, "--threads", str(args.threads),
                    "--budget", str(args.budget), "--seed", str(args.seed), *(["--clothing"] if args.clothing else [])]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            results[name] = {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
-        else:
-            row = json.loads(done.stdout.strip().splitlines()[-1])
+        row = run_child(command)
+        if "error" not in row:
             if name in MMREC_EPOCH and not args.clothing:
                 row["mmrec_seconds_per_epoch"] = MMREC_EPOCH[name]
                 row["epoch_speedup_vs_mmrec"] = round(MMREC_EPOCH[name] / row["seconds_per_epoch"], 2)
                 row["mmrec_seconds_per_eval"] = MMREC_EVAL[name]
                 row["eval_speedup_vs_mmrec"] = round(MMREC_EVAL[name] / row["seconds_per_eval"], 2)
-            results[name] = row
+        results[name] = row
         print(f"{name}: {results[name]}", flush=True)
     print(json.dumps({"graph": "clothing-sized" if args.clothing else args.folder.name, "threads": args.threads,
                       "feature_dims": FEATURE_DIMS, "models": results}))

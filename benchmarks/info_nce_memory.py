@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from child_run import run_child  # noqa: E402
+from child_run import peak_rss_mb, run_child  # noqa: E402
 from viral.models.losses import one_way_info_nce  # noqa: E402
 
 FORMS = {"dense": 0, "blocks_4096": 4096, "blocks_1024": 1024, "batch_nodes": 0}
@@ -40,15 +39,15 @@ def measure(form: str, nodes: int, dim: int, batch_nodes: int, seed: int) -> dic
     rows = batch_nodes if form == "batch_nodes" else nodes
     a = torch.randn(rows, dim, generator=generator, requires_grad=True)
     b = torch.randn(rows, dim, generator=generator, requires_grad=True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
     value = one_way_info_nce(a, b, 0.2, FORMS[form])
     value.backward()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_mb()
     return {"rows": rows, "value": value.item(), "grad_norm": float(a.grad.norm() + b.grad.norm()),
             "cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2),
-            "extra_peak_mb": round((peak - before) / 1024, 1)}
+            "extra_peak_mb": round(peak - before, 1)}
 
 
 def main() -> None:

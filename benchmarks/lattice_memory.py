@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,24 +37,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from child_run import peak_rss_mb  # noqa: E402
 
 GRAPHS = ("ui", "ii_lattice_visual", "ii_lattice_text")
 DIMS = {"visual": 4096, "text": 384}
 # Clothing: 39,387 users, 23,033 items, 278,677 interactions, 197,338 train. Drawn interactions that repeat a
 # user's item are dropped, so 283,300 are asked for to land near Clothing's train size.
 CLOTHING = {"users": 39387, "items": 23033, "interactions": 283300}
-
-
-def rss_mb() -> float:
-    """Peak resident memory of this process's own image, MB: VmHWM. ru_maxrss is not used because a child
-    started by fork + exec inherits the parent's high-water mark in it (Linux records the pre-exec image),
-    and this parent holds a whole dataset; ru_maxrss is the fallback where /proc is absent."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def mmrec_split(users: np.ndarray) -> np.ndarray:
@@ -191,12 +179,12 @@ def child(folder: Path, run: str, epochs: int, threads: int) -> dict:
     if run == "lattice_dense":
         cls = dense_lattice_class()
     model = build_model(cls, data, config, seed=999)
-    loaded = rss_mb()
+    loaded = peak_rss_mb()
     cpu = time.process_time()
     result = fit(model, data, TrainConfig(epochs=epochs, device="cpu", checkpoint=False, eval_every=epochs), seed=999,
                  progress=False)
     return {"seconds_per_epoch": round(result.seconds_per_epoch, 2), "seconds_per_eval": round(result.seconds_per_eval, 2),
-            "cpu_seconds_fit": round(time.process_time() - cpu, 1), "peak_rss_mb": round(rss_mb()),
+            "cpu_seconds_fit": round(time.process_time() - cpu, 1), "peak_rss_mb": round(peak_rss_mb()),
             "rss_loaded_mb": round(loaded), "parameters": result.n_parameters,
             "batch_size": result.point.batch_size, "epochs": result.epochs}
 
