@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import torch
 
 from viral.models.base import sparse_csr
-from viral.models.layers import ModalityGCN, homogeneous, layer_sum
+from viral.models.layers import SlotGCN, homogeneous, layer_sum
 
 
 def _random_graph(n: int, seed: int, symmetric: bool) -> sp.csr_matrix:
@@ -41,19 +41,23 @@ def test_homogeneous_against_dense_reference_and_gradient(combine):
     assert torch.allclose(grad_sparse, grad_dense, atol=1e-5)
 
 
-def test_modality_gcn_matches_dense_reference():
+def test_slot_gcn_equals_separate_dense_per_slot_gcns():
     torch.manual_seed(0)
-    n_users, n_items = 4, 5
+    n_users, n_items, dim = 4, 5, 3
     r = sp.random(n_users, n_items, density=0.5, random_state=3, format="csr", dtype=np.float32)
     r.data[:] = 1
     adj = sp.bmat([[None, r], [r.T, None]]).tocsr()
-    gcn = ModalityGCN(n_users, in_dim=6, hidden_dim=8, out_dim=3)
-    features = torch.randn(n_items, 6)
-    items = gcn.out(torch.nn.functional.leaky_relu(gcn.hidden(features)))
-    x = torch.cat([gcn.preference, items])
-    x = x / x.norm(dim=1, keepdim=True)
-    dense = torch.from_numpy(adj.toarray())
-    expected = x + dense @ x + dense @ dense @ x
+    in_dims = [6, 2, 9]
+    gcn = SlotGCN(n_users, in_dims, hidden_dim=8, out_dim=dim)
+    features = [torch.randn(n_items, d) for d in in_dims]
     got = gcn(features, sparse_csr(adj), 2)
-    assert got.shape == (n_users + n_items, 3)
-    assert torch.allclose(got, expected, atol=1e-5)
+    assert got.shape == (n_users + n_items, 3 * dim)
+    dense = torch.from_numpy(adj.toarray())
+    for slot, (mlp, feature) in enumerate(zip(gcn.mlps, features)):
+        assert mlp.hidden.in_features == in_dims[slot]
+        preference = gcn.preference[:, slot * dim : (slot + 1) * dim]  # this slot's user table
+        items = mlp.out(torch.nn.functional.leaky_relu(mlp.hidden(feature)))
+        x = torch.cat([preference, items])
+        x = x / x.norm(dim=1, keepdim=True)
+        expected = x + dense @ x + dense @ dense @ x
+        assert torch.allclose(got[:, slot * dim : (slot + 1) * dim], expected, atol=1e-5)
