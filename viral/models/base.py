@@ -126,5 +126,7 @@ class _SparseMatmul(torch.autograd.Function):
 
 def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> torch.Tensor:
     """A @ X for a constant sparse CSR `a` (see `sparse_csr`); `a_t` is A's transpose as CSR, None
-    when A is symmetric (the normalised user-item adjacency is)."""
-    return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+    when A is symmetric (the normalised user-item adjacency is). Runs in A's precision (fp32): a
+    reduced-precision X (viral.train.precision) is cast up, and autocast is off for the product."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _SparseMatmul.apply(a, a if a_t is None else a_t, x.to(torch.promote_types(x.dtype, a.dtype)))

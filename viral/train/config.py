@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from viral.train.precision import Precision
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -15,3 +17,5 @@ class TrainConfig:
     eval_batch_size: int = 4096  # users scored per matrix product at evaluation
     device: str = "auto"         # auto (CUDA when available) | cpu | cuda | cuda:N
     checkpoint: bool = True      # save the training state every epoch so an interrupted run resumes
+    precision: Precision = "fp32"  # fp32 | bf16: autocast of the models' dense blocks (viral.train.precision)
+    compile: bool = False        # torch.compile the models' dense blocks

@@ -22,6 +22,7 @@ from viral.train.cpu import keep_freed_memory_for_reuse
 from viral.train.data import TrainData
 from viral.train.evaluate import Evaluator
 from viral.train.metrics import VALID_METRIC
+from viral.train.precision import prepare_dense_blocks
 from viral.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
     model.to(device)
+    prepare_dense_blocks(model, config.precision, config.compile, device)
     # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     run = _Run(model, optimizer, np.random.default_rng(seed))
