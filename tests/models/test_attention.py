@@ -201,3 +201,15 @@ def test_cuda_fused_attention_matches_the_cpu_chunked_kernel(dtype, tolerance):
         results.append([out.float().cpu()] + [g.float().cpu() for g in _grads(out.float(), inputs, weights.to(device))])
     for a, b in zip(*results):
         assert ((a - b).norm() / b.norm()).item() < tolerance
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_attention_runs_a_fused_kernel_in_bounded_memory(dtype):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(2, 20_000, 64, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
+    torch.cuda.reset_peak_memory_stats()
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):  # no math fallback
+        full_attention(q, k, v).sum().backward()
+    assert torch.cuda.max_memory_allocated() < 2**30  # a (2, 20k, 20k) score matrix alone is 3.2 GB in fp32

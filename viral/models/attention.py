@@ -93,7 +93,9 @@ def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     """softmax(q k^T / sqrt(d)) v for (B, S, d) queries and (B, T, d) keys and values."""
     if q.device.type == "cpu":
         return _chunked_attention(q, k, v)
-    return F.scaled_dot_product_attention(q, k, v)
+    # The fused kernels (flash, memory-efficient) take (batch, heads, length, dim) only; 3-d inputs would
+    # fall back to the math kernel and its (S, T) matrix.
+    return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
 
 
 @torch.compiler.disable  # a Python loop over chunks: kept out of torch.compile graphs
