@@ -99,12 +99,12 @@ class VIRAL(Recommender):
         synergy = self.fusion is not None and self.fusion.synergy is not None
         scalable = synergy and config.synergy_mode == "scalable"
         self.register_buffer("neighbours", neighbour_index(inputs.graphs["ii"]) if scalable else None, persistent=False)
-        # Every slot enters its GCN at its own width: t and v' at the feature width (as the non-VIRAL
-        # fusions' t and v), s at the attention width.
-        in_dims = {"t": text.shape[1], "v": visual.shape[1], "s": self.fusion.width if synergy else 0}
         order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
         self.slots = tuple(slot for slot in order if slot != "s" or synergy)
-        self.gcn = SlotGCN(inputs.n_users, [in_dims[slot] for slot in self.slots], config.feat_hidden_dim,
+        # Every slot enters its GCN at its own width: t and v' at the feature width (as the non-VIRAL
+        # fusions' t and v), s at the attention width.
+        widths = {"t": text.shape[1], "v": visual.shape[1], **({"s": self.fusion.width} if synergy else {})}
+        self.gcn = SlotGCN(inputs.n_users, [widths[slot] for slot in self.slots], config.feat_hidden_dim,
                            config.embedding_dim)
         self.user_weights = None
         if config.fusion in ("viral", "weighted_concat"):

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Precision = Literal["fp32", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+Precision = Literal[tuple(DTYPES)]  # "fp32" | "bf16", for the config builder
 
 
 def dense_blocks(model: nn.Module) -> list[nn.Module]:
