@@ -10,7 +10,9 @@ Timing only: the features are random, so the scores mean nothing. A VIRAL batch 
 (number of batches) x (one batch). The three models are timed in interleaved rounds (one training batch
 each per round, round 0 a warm-up) and each model's median batch is extrapolated to an epoch, so a load
 change on a shared machine hits all three alike; the ratio of the fastest batches is printed too (on a
-loaded machine the fastest round is the least disturbed one). Evaluation is timed once per model after a warm-up.
+loaded machine the fastest round is the least disturbed one), and so is the ratio of the process CPU
+seconds per batch (with `--threads 1`, the work done, whatever the machine's load; with more threads it
+also counts threads spinning while they wait). Evaluation is timed once per model after a warm-up.
 The process runs with the engine's CPU allocator tuning, as `fit()` does.
 
 Peak memory: on CPU, each model's peak RSS (VmHWM) in a fresh child process that builds the
@@ -118,9 +120,10 @@ class Trainer:
         self.device = device
 
     def run(self, first: int, count: int) -> float:
-        """Seconds for `count` training batches starting at batch `first` (wrapping around)."""
+        """Seconds for `count` training batches starting at batch `first` (wrapping around); the process's
+        CPU seconds over the same span are left in `cpu_seconds`."""
         _sync(self.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for index in range(first, first + count):
             batch = self.batches[index % len(self.batches)]
             loss = self.model.loss(batch[:, 0], batch[:, 1], batch[:, 2])["loss"]
@@ -128,6 +131,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
         _sync(self.device)
+        self.cpu_seconds = time.process_time() - cpu_start
         return time.perf_counter() - start
 
     def step(self, index: int) -> float:
@@ -148,17 +152,20 @@ def time_models(data: TrainData, device: torch.device, args) -> dict[str, dict]:
     trainers = {key: Trainer(name, config, data, device, args.batch_size, args.rounds + 1, args.precision, args.seed)
                 for key, (name, config) in configs(args.fusion_width).items()}
     seconds = {key: [] for key in trainers}
+    cpu_seconds = {key: [] for key in trainers}
     for index in range(args.rounds + 1):
         for key, trainer in trainers.items():
             elapsed = trainer.step(index)
             if index:  # round 0 is the warm-up
                 seconds[key].append(elapsed)
+                cpu_seconds[key].append(trainer.cpu_seconds)
         print(f"round {index}: " + ", ".join(f"{key} {s[-1]:.3f} s" for key, s in seconds.items() if index), flush=True)
     n_batches = math.ceil(len(data.inputs.train_pairs) / args.batch_size)
     results = {}
     for key, trainer in trainers.items():
         per_batch, fastest = float(np.median(seconds[key])), float(np.min(seconds[key]))
         results[key] = {"seconds_per_batch": round(per_batch, 4), "fastest_batch": round(fastest, 4),
+                        "cpu_seconds_per_batch": round(float(np.median(cpu_seconds[key])), 4),
                         "batches_per_epoch": n_batches, "seconds_per_epoch": round(per_batch * n_batches, 2),
                         "seconds_per_eval": round(eval_seconds(trainer.model, data, device), 3)}
         if device.type == "cuda":
@@ -245,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     for key in MODELS[1:]:
         results[key]["epoch_vs_lightgcn"] = round(results[key]["seconds_per_epoch"] / base["seconds_per_epoch"], 1)
         results[key]["fastest_batch_vs_lightgcn"] = round(results[key]["fastest_batch"] / base["fastest_batch"], 1)
+        results[key]["cpu_seconds_vs_lightgcn"] = round(
+            results[key]["cpu_seconds_per_batch"] / base["cpu_seconds_per_batch"], 1)
         results[key]["eval_vs_lightgcn"] = round(results[key]["seconds_per_eval"] / base["seconds_per_eval"], 1)
     if device.type == "cpu":
         for key in MODELS:
