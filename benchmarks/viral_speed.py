@@ -11,15 +11,15 @@ Timing only: the features are random, so the scores mean nothing. A VIRAL batch 
 each per round, round 0 a warm-up) and each model's median batch is extrapolated to an epoch, so a load
 change on a shared machine hits all three alike; the ratio of the fastest batches is printed too (on a
 loaded machine the fastest round is the least disturbed one), and so is the ratio of the process CPU
-seconds per batch (with `--threads 1`, the work done, whatever the machine's load; with more threads it
-also counts threads spinning while they wait). Evaluation is timed once per model after a warm-up.
+seconds per batch (with `--threads 1`, the work done, far less sensitive to the machine's load than wall
+time; with more threads it also counts threads spinning while they wait). Evaluation is timed once per model after a warm-up.
 The process runs with the engine's CPU allocator tuning, as `fit()` does.
 
 Peak memory: on CPU, each model's peak RSS (VmHWM) in a fresh child process that builds the
 data and the model, runs two training batches and one evaluation; on CUDA,
 torch.cuda.max_memory_allocated per model. The Clothing-sized run (39,387 users, 23,033 items, 278,677
 random interactions, as MMRec's Clothing; ui/ii/uu built by viral.graphs) runs one faithful training
-batch in a child process. Ends with one line of JSON.
+batch in a child process (CPU only; benchmarks/gpu_check.py does it on CUDA). Ends with one line of JSON.
 """
 from __future__ import annotations
 
