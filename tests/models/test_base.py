@@ -1,7 +1,9 @@
 """Shared model helpers."""
+import numpy as np
+import scipy.sparse as sp
 import torch
 
-from viral.models.base import rows
+from viral.models.base import rows, sparse_csr, spmm
 
 
 def test_rows_gathers_and_its_gradient_is_bit_for_bit_repeatable_with_threads():
@@ -23,3 +25,14 @@ def test_rows_gathers_and_its_gradient_is_bit_for_bit_repeatable_with_threads():
         torch.set_num_threads(threads)
     assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
     assert torch.allclose(grads[0], torch.zeros(50, 64).index_add_(0, index, weights), atol=1e-3)
+
+
+def test_spmm_runs_in_fp32_for_reduced_precision_inputs_also_under_autocast():
+    a = sp.random(6, 6, density=0.5, random_state=0, format="csr", dtype=np.float32)
+    x = torch.randn(6, 3).bfloat16().requires_grad_()
+    expected = torch.from_numpy(a.toarray()) @ x.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = spmm(sparse_csr(a), x, sparse_csr(a.T))
+    assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-6)
+    got.sum().backward()
+    assert x.grad.dtype == torch.bfloat16

@@ -4,7 +4,7 @@ import scipy.sparse as sp
 import torch
 
 from viral.models.base import sparse_csr
-from viral.models.layers import ItemItemGraph, ModalityGCN, homogeneous, layer_sum
+from viral.models.layers import ItemItemGraph, ModalityGCN, SlotGCN, homogeneous, layer_sum
 
 
 def _random_graph(n: int, seed: int, symmetric: bool) -> sp.csr_matrix:
@@ -57,6 +57,28 @@ def test_modality_gcn_matches_dense_reference():
     got = gcn(features, sparse_csr(adj), 2)
     assert got.shape == (n_users + n_items, 3)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_slot_gcn_equals_separate_dense_per_slot_gcns():
+    torch.manual_seed(0)
+    n_users, n_items, dim = 4, 5, 3
+    r = sp.random(n_users, n_items, density=0.5, random_state=3, format="csr", dtype=np.float32)
+    r.data[:] = 1
+    adj = sp.bmat([[None, r], [r.T, None]]).tocsr()
+    in_dims = [6, 2, 9]
+    gcn = SlotGCN(n_users, in_dims, hidden_dim=8, out_dim=dim)
+    features = [torch.randn(n_items, d) for d in in_dims]
+    got = gcn(features, sparse_csr(adj), 2)
+    assert got.shape == (n_users + n_items, 3 * dim)
+    dense = torch.from_numpy(adj.toarray())
+    for slot, (mlp, feature) in enumerate(zip(gcn.mlps, features)):
+        assert mlp.hidden.in_features == in_dims[slot]
+        preference = gcn.preference[:, slot * dim : (slot + 1) * dim]  # this slot's user table
+        items = mlp.out(torch.nn.functional.leaky_relu(mlp.hidden(feature)))
+        x = torch.cat([preference, items])
+        x = x / x.norm(dim=1, keepdim=True)
+        expected = x + dense @ x + dense @ dense @ x
+        assert torch.allclose(got[:, slot * dim : (slot + 1) * dim], expected, atol=1e-5)
 
 
 def test_item_item_graph_adds_the_last_hop_with_gradients_through_its_transpose():

@@ -91,6 +91,11 @@ class Recommender(nn.Module):
         whose training point sets `negatives: false` (in-batch negatives)."""
         raise NotImplementedError
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The dense sub-networks that `train.precision: bf16` runs under autocast and `train.compile`
+        compiles (viral/train/precision.py); none by default, so those settings leave a model unchanged."""
+        return []
+
     def user_modality_weights(self) -> dict[str, torch.Tensor]:
         """The learned per-user weight of each modality slot, name -> (n_users,), for models that learn
         them (VIRAL, DRAGON's attentive concatenation); empty otherwise."""
@@ -174,8 +179,10 @@ class _SparseMatmul(torch.autograd.Function):
 
 def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> torch.Tensor:
     """A @ X for a constant sparse CSR `a` (see `sparse_csr`); `a_t` is A's transpose as CSR, None
-    when A is symmetric (the normalised user-item adjacency is)."""
-    return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+    when A is symmetric (the normalised user-item adjacency is). Runs in A's precision (fp32): a
+    reduced-precision X (viral.train.precision) is cast up, and autocast is off for the product."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _SparseMatmul.apply(a, a if a_t is None else a_t, x.to(torch.promote_types(x.dtype, a.dtype)))
 
 
 def half_squared_l2(*embeddings: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Graph building blocks: the DRAGON-style per-modality user-item GCN and homogeneous propagation."""
+"""Graph building blocks: the DRAGON-style per-modality user-item GCNs, homogeneous propagation, and the
+baselines' shared graph blocks."""
 from __future__ import annotations
 
 import warnings
@@ -48,24 +49,65 @@ def homogeneous(
     return total if combine == "sum" else total / (n_layers + 1)
 
 
-class ModalityGCN(nn.Module):
-    """One modality's user-item GCN (VIRAL eqs. 1-2, DRAGON's per-modality encoder).
+class FeatureMLP(nn.Module):
+    """DRAGON's item feature encoder: Linear(in -> hidden), leaky ReLU, Linear(hidden -> out)."""
 
-    Items enter through MLP(in -> hidden -> out, leaky ReLU); users through a free preference table.
-    All node rows are L2-normalised, then propagated L hops on the sym-normalised bipartite graph and
-    summed over layers. Output rows: users first, then items.
-    """
-
-    def __init__(self, n_users: int, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.preference = nn.Parameter(torch.empty(n_users, out_dim))
-        nn.init.xavier_normal_(self.preference)
         self.hidden = nn.Linear(in_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, out_dim)
 
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(F.leaky_relu(self.hidden(features)))
+
+
+class SlotMLPs(nn.ModuleList):
+    """One FeatureMLP per slot; maps the slots' item inputs to their (n_items, S * out) concatenation."""
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([mlp(x) for mlp, x in zip(self, inputs)], dim=1)
+
+
+class SlotGCN(nn.Module):
+    """S per-modality user-item GCNs (VIRAL eqs. 1-2, DRAGON's per-modality encoder), propagated as one.
+
+    Slot s's items enter through its own FeatureMLP (in_dims[s] -> hidden -> out, leaky ReLU), its
+    users through its own free preference table: columns [s*out, (s+1)*out) of `preference`. Every
+    node row is L2-normalised per slot, then the (n_users + n_items, S * out) matrix is propagated L
+    hops on the sym-normalised bipartite graph and summed over layers: one sparse product per hop for
+    all slots, identical to S separate GCNs. Output rows: users first, then items.
+    """
+
+    def __init__(self, n_users: int, in_dims: list[int], hidden_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.n_slots, self.out_dim = len(in_dims), out_dim
+        self.preference = nn.Parameter(torch.empty(n_users, len(in_dims) * out_dim))
+        for block in self.preference.data.split(out_dim, dim=1):  # Xavier-normal per slot's table
+            nn.init.xavier_normal_(block)
+        self.mlps = SlotMLPs(FeatureMLP(in_dim, hidden_dim, out_dim) for in_dim in in_dims)
+
+    def forward(self, inputs: list[torch.Tensor], adj: torch.Tensor, n_layers: int) -> torch.Tensor:
+        x = torch.cat([self.preference, self.mlps(inputs)])
+        x = F.normalize(x.view(len(x), self.n_slots, self.out_dim), dim=-1).view(len(x), -1)
+        return layer_sum(adj, x, n_layers)
+
+
+class ModalityGCN(FeatureMLP):
+    """One modality's user-item GCN (DRAGON's per-modality encoder; MENTOR and COHESION build on it).
+
+    Items enter through the FeatureMLP; users through a free preference table. All node rows are
+    L2-normalised, then propagated L hops on the sym-normalised bipartite graph and summed over layers.
+    Output rows: users first, then items. (VIRAL runs its slots' GCNs as one `SlotGCN`.)
+    """
+
+    def __init__(self, n_users: int, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__(in_dim, hidden_dim, out_dim)
+        self.preference = nn.Parameter(torch.empty(n_users, out_dim))
+        nn.init.xavier_normal_(self.preference)
+
     def project(self, item_features: torch.Tensor) -> torch.Tensor:
-        """The items' input: MLP(in -> hidden -> out, leaky ReLU) of their features."""
-        return self.out(F.leaky_relu(self.hidden(item_features)))
+        """The items' input: the FeatureMLP of their features."""
+        return super().forward(item_features)
 
     def ego(self, item_features: torch.Tensor) -> torch.Tensor:
         """Layer 0: the L2-normalised rows of [user preferences; projected items]."""

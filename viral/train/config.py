@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from viral.config import bounded, choices, torch_device
 from viral.train.metrics import metric_names
+from viral.train.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class TrainConfig:
     device: str = torch_device("auto")         # auto (CUDA when available) | cpu | cuda | cuda:N
     threads: int = bounded(0, ge=0)            # torch CPU threads; 0 = the cores free at start (at least 1)
     checkpoint: bool = True                    # save the training state every epoch so an interrupted run resumes
+    precision: Precision = "fp32"              # fp32 | bf16: autocast of the models' dense blocks (viral.train.precision)
+    compile: bool = False                      # torch.compile the models' dense blocks
     # Overrides of the selected model's training point; null = the model's own value.
     lr: float | None = bounded(None, gt=0)
     batch_size: int | None = bounded(None, ge=1)

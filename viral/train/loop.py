@@ -24,6 +24,7 @@ from viral.train.config import TrainConfig, TrainingPoint
 from viral.train.cpu import keep_freed_memory_for_reuse
 from viral.train.data import TrainData
 from viral.train.evaluate import Evaluator
+from viral.train.precision import prepare_dense_blocks
 from viral.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def fit(model: Recommender, data: TrainData, config: TrainConfig, seed: int,
         keep_freed_memory_for_reuse()
     model.to(device)
     point = config.point(model.config.train)
+    prepare_dense_blocks(model, config.precision, config.compile, device)
     # fused: one kernel for all parameters, several times faster than the per-tensor loop on CPU.
     optimizer = torch.optim.Adam(model.parameters(), lr=point.lr, weight_decay=point.weight_decay, fused=True)
     run = _Run(model, optimizer, np.random.default_rng(seed), point.valid_metric)
