@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from viral.caption.config import CaptionConfig
 from viral.config import ConfigError, bounded, build, choices, read_yaml

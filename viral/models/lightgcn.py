@@ -27,8 +27,6 @@ class LightGCN(Recommender):
 
     def __init__(self, inputs: ModelInputs, config: Config) -> None:
         super().__init__(inputs, config)
-        if config.n_layers < 0:
-            raise ValueError(f"models.lightgcn.n_layers: expected >= 0, got {config.n_layers}")
         self.user_embedding = nn.Parameter(torch.empty(inputs.n_users, config.embedding_dim))
         self.item_embedding = nn.Parameter(torch.empty(inputs.n_items, config.embedding_dim))
         nn.init.xavier_uniform_(self.user_embedding)
