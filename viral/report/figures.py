@@ -86,8 +86,10 @@ def contribution_figure(groups: list[Group], path: Path) -> str | None:
     columns = 3 if weighted else 2
     widest = max(sum(g.dataset == d for g in multimodal) for d in datasets)
     plt = _pyplot()
-    fig, axes = plt.subplots(len(datasets), columns, figsize=(columns * max(4.5, 1.3 * widest + 1.5),
-                                                               4.4 * len(datasets) + 0.6), squeeze=False)
+    # One panel per row: with a dozen configurations side by side the bars need the page's width.
+    fig, panels = plt.subplots(len(datasets) * columns, 1, figsize=(max(7.0, 0.9 * widest + 2.5),
+                                                                    3.8 * len(datasets) * columns + 0.6), squeeze=False)
+    axes = [[panels[row * columns + column][0] for column in range(columns)] for row in range(len(datasets))]
     for row, dataset in enumerate(datasets):
         members = [g for g in multimodal if g.dataset == dataset]
         conditions = ["full", *members[0].runs[0].contribution["replaced"]]
@@ -114,7 +116,7 @@ def contribution_figure(groups: list[Group], path: Path) -> str | None:
                 ax.text(np.mean(positions), 1.01, row_label(group, knobs), transform=at, ha="center", fontsize=8)
                 position += len(stats) + 1
             ax.tick_params(axis="x", labelsize=8)
-            ax.set_ylabel("learned per-user weight (5/25/50/75/95 %, ▲ mean)")
+            ax.set_ylabel("weight (5/25/50/75/95 %, ▲ mean)")
             ax.set_title(f"{dataset}: per-user modality weights", pad=16)
     fig.legend(loc="upper center", ncol=4, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
