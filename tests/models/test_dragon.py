@@ -169,7 +169,7 @@ def test_state_dict_carries_the_user_graph_it_was_evaluated_with():
     with torch.no_grad():
         for got, want in zip(other.embeddings(), expected):
             assert torch.equal(got, want)
-    assert not {"ui", "ii", "ii_t", "text", "visual", "user_graph.adjacency"} & set(state)
+    assert not {"ui", "item_graph.adjacency", "item_graph.adjacency_t", "text", "visual", "user_graph.adjacency"} & set(state)
 
 
 def test_trains_in_the_engine():

@@ -28,7 +28,7 @@ from torch import nn
 
 from viral.config import bounded
 from viral.models.base import ModelInputs, Recommender, bpr_loss, published, rows, sparse_csr
-from viral.models.layers import ModalityGCN, SampledUserGraph, homogeneous, modality_weights, weighted_concat
+from viral.models.layers import ItemItemGraph, ModalityGCN, SampledUserGraph, modality_weights, weighted_concat
 from viral.train.config import TrainingPoint
 
 # DRAGON's concatenation order: [visual || text].
@@ -57,8 +57,7 @@ class DRAGON(Recommender):
         self.register_features(inputs, MODALITIES)
         # Graphs are inputs rebuilt from the data, not learned weights: non-persistent buffers.
         self.register_buffer("ui", sparse_csr(inputs.graphs["ui"]), persistent=False)
-        self.register_buffer("ii", sparse_csr(inputs.graphs["ii_dragon"]), persistent=False)
-        self.register_buffer("ii_t", sparse_csr(inputs.graphs["ii_dragon"].T), persistent=False)
+        self.item_graph = ItemItemGraph(inputs.graphs["ii_dragon"], config.n_ii_layers)
         self.gcns = nn.ModuleDict({
             name: ModalityGCN(inputs.n_users, getattr(self, name).shape[1], config.feat_hidden_dim,
                               config.embedding_dim)
@@ -79,7 +78,7 @@ class DRAGON(Recommender):
         users = weighted_concat([out[: self.n_users] for out in outputs], self.user_weights)
         items = weighted_concat([out[self.n_users :] for out in outputs])
         z_u = users + self.user_graph(users)
-        z_i = homogeneous(self.ii, self.ii_t, items, self.config.n_ii_layers, "last")
+        z_i = self.item_graph(items)
         return z_u, z_i
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
