@@ -1,7 +1,6 @@
 """GRCN against a dense reference of the paper (routing, graph attention, confidence-weighted max over
 modalities with ReLU pruning, ID GCN, [id || v || t]) and of the authors' loss; `n_routing: 0` computes
 what MMRec's and the authors' code compute; gradients reach every weight; a short fit."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

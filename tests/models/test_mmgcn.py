@@ -2,7 +2,6 @@
 combination) and of MMRec's loss; the ID embedding and the user preferences learn (the test MMRec's and
 the authors' code fail: there they are plain tensors), or stay frozen with `train_id_and_preference:
 false`; a short fit."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

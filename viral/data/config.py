@@ -1,7 +1,7 @@
 """Configs of the data stages: download, prepare, images."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from viral.config import ConfigError, bounded, matching

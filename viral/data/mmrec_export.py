@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from viral.data.mmrec import IMAGE_FEATURES, ITEM_MAP, SPLIT_COLUMN, TEXT_FEATURES, USER_MAP
 from viral.data.prepared import load_prepared, load_users

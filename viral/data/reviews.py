@@ -109,10 +109,3 @@ def read_review_interactions(path: str | Path, fields: ReviewFields, bad_lines: 
         log.info("%s: exact line-by-line reading (%s)", path, str(err).splitlines()[0] if str(err) else "")
     return _exact(path, fields, bad_lines)
 
-
-def locate_line(path: str | Path, fields: ReviewFields, predicate, bad_lines: BadLines = "error") -> int | None:
-    """The number of the first line whose parsed (user, item, rating, timestamp) satisfies `predicate`."""
-    for number, row in parsed_records(path, _parser(fields), WHAT, bad_lines):
-        if predicate(*row):
-            return number
-    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from viral.data.render import Scene
-from viral.data.synthetic_world import COLOURS, TYPES
+from viral.data.synthetic_world import COLOURS
 
 IMAGE_ONLY_WORDS = frozenset(COLOURS) | {
     "plain", "solid", "stripe", "stripes", "striped", "dot", "dots", "dotted", "polka", "check", "checks",

@@ -51,7 +51,7 @@ def _table(shape: tuple[int, int], learnable: bool) -> torch.Tensor:
     return nn.Parameter(table) if learnable else table
 
 
-class ModalityGCN(nn.Module):
+class MMGCNBranch(nn.Module):
     """One modality's MMGCN branch: user preference + (projected) item feature, `n_layers` layers of
     mean aggregation, ID-aware transform and combination. Output rows: users first, then items."""
 
@@ -103,7 +103,7 @@ class MMGCN(Recommender):
             self.register_buffer("id_embedding", id_embedding)
         latent = {"visual": config.visual_latent_dim, "text": None}
         self.gcns = nn.ModuleDict(
-            {name: ModalityGCN(inputs.n_users, getattr(self, name).shape[1], latent[name], config)
+            {name: MMGCNBranch(inputs.n_users, getattr(self, name).shape[1], latent[name], config)
              for name in FEATURE_NAMES})
 
     def propagate(self) -> torch.Tensor:
