@@ -4,14 +4,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from viral.models import attention
 from viral.models.attention import (
     AttentionBlocks,
     RedundancyEstimator,
     SynergyEstimator,
     full_attention,
     neighbour_attention,
-    neighbour_index,
+    neighbour_pattern,
     remove_component,
 )
 
@@ -48,9 +47,8 @@ def _grads(output, inputs, weights):
     return torch.autograd.grad((output * weights).sum(), inputs)
 
 
-@pytest.mark.parametrize("n_queries", [1, 7, 8, 21])
-def test_chunked_attention_matches_dense_softmax_attention_and_its_gradients(monkeypatch, n_queries):
-    monkeypatch.setattr(attention, "QUERY_CHUNK", 8)  # several blocks, the last one partial
+@pytest.mark.parametrize("n_queries", [1, 7, 21])
+def test_full_attention_matches_dense_softmax_attention_and_its_gradients(n_queries):
     torch.manual_seed(0)
     q = torch.randn(3, n_queries, 5, dtype=torch.float64, requires_grad=True)
     k = torch.randn(3, 13, 5, dtype=torch.float64, requires_grad=True)
@@ -63,17 +61,7 @@ def test_chunked_attention_matches_dense_softmax_attention_and_its_gradients(mon
     assert torch.autograd.gradcheck(full_attention, (q[:, :3], k[:, :4], v[:, :4]))
 
 
-def test_chunked_attention_agrees_with_pytorch_sdpa():
-    torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 300, 16, requires_grad=True) for _ in range(3))
-    weights = torch.randn(2, 300, 16)
-    got, expected = full_attention(q, k, v), F.scaled_dot_product_attention(q, k, v)
-    assert torch.allclose(got, expected, atol=1e-5)
-    for a, b in zip(_grads(got, (q, k, v), weights), _grads(expected, (q, k, v), weights)):
-        assert torch.allclose(a, b, atol=1e-4)
-
-
-def test_chunked_attention_in_bf16_stays_close_to_fp32():
+def test_full_attention_in_bf16_stays_close_to_fp32():
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 300, 16) for _ in range(3))
     exact = full_attention(q, k, v)
@@ -82,44 +70,55 @@ def test_chunked_attention_in_bf16_stays_close_to_fp32():
     assert (low.float() - exact).norm() / exact.norm() < 2e-2
 
 
-def test_neighbour_index_adds_self_and_pads():
-    graph = sp.csr_matrix(np.array([[0, 1, 1], [0, 0, 0], [1, 0, 1]], dtype=np.float32))
-    expected = np.array([[0, 1, 2], [1, -1, -1], [0, 2, -1]])
-    assert np.array_equal(neighbour_index(graph).numpy(), expected)
+def test_neighbour_pattern_adds_self():
+    graph = sp.csr_matrix(np.array([[0, 1, 1], [0, 0, 0], [1, 0, 2]], dtype=np.float32))
+    pattern = neighbour_pattern(graph)
+    expected = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    assert torch.equal(pattern.csr(torch.ones(len(pattern.col))).to_dense(), expected)
 
 
-def _allowed(neighbours: torch.Tensor, n: int) -> torch.Tensor:
-    allowed = torch.zeros(len(neighbours), n, dtype=torch.bool)
-    for row, cols in enumerate(neighbours.tolist()):
-        allowed[row, [c for c in cols if c >= 0]] = True
+def _allowed(pattern) -> torch.Tensor:
+    """The pattern as a dense boolean matrix, built from its index arrays by hand."""
+    allowed = torch.zeros(pattern.shape, dtype=torch.bool)
+    allowed[pattern.row, pattern.col] = True
     return allowed
 
 
 def test_neighbour_attention_matches_masked_dense_attention():
     torch.manual_seed(0)
-    neighbours = neighbour_index(sp.random(9, 9, density=0.3, random_state=1, format="csr"))
+    pattern = neighbour_pattern(sp.random(9, 9, density=0.3, random_state=1, format="csr"))
     q, k, v = (torch.randn(2, 9, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
     weights = torch.randn(2, 9, 4, dtype=torch.float64)
-    got = neighbour_attention(q, k, v, neighbours)
-    expected = dense_attention(q, k, v, _allowed(neighbours, 9))
+    got = neighbour_attention(q, k, v, pattern)
+    expected = dense_attention(q, k, v, _allowed(pattern))
     assert torch.allclose(got, expected, atol=1e-12)
     for a, b in zip(_grads(got, (q, k, v), weights), _grads(expected, (q, k, v), weights)):
         assert torch.allclose(a, b, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *x: neighbour_attention(*x, pattern), (q, k, v))
+
+
+def test_neighbour_attention_in_bf16_runs_in_fp32_and_returns_bf16():
+    torch.manual_seed(0)
+    pattern = neighbour_pattern(sp.random(50, 50, density=0.1, random_state=1, format="csr"))
+    q, k, v = (torch.randn(2, 50, 16) for _ in range(3))
+    exact = neighbour_attention(q, k, v, pattern)
+    low = neighbour_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), pattern)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - exact).norm() / exact.norm() < 2e-2
 
 
 @pytest.mark.parametrize("heads", [1, 2])
-def test_attention_blocks_full_and_neighbour_modes_match_the_hand_written_layer(monkeypatch, heads):
-    monkeypatch.setattr(attention, "QUERY_CHUNK", 4)
+def test_attention_blocks_full_and_neighbour_modes_match_the_hand_written_layer(heads):
     torch.manual_seed(0)
     block = AttentionBlocks(groups=2, width=8, heads=heads, ffn_mult=2)
     query, context = torch.randn(2, 10, 8), torch.randn(2, 10, 8)
-    neighbours = neighbour_index(sp.random(10, 10, density=0.3, random_state=1, format="csr"))
+    pattern = neighbour_pattern(sp.random(10, 10, density=0.3, random_state=1, format="csr"))
     full = block(query, context)
-    local = block(query, context, neighbours)
+    local = block(query, context, pattern)
     for group in range(2):
         expected = reference_block(block, group, query[group], context[group])
         assert torch.allclose(full[group], expected, atol=1e-5)
-        expected = reference_block(block, group, query[group], context[group], _allowed(neighbours, 10))
+        expected = reference_block(block, group, query[group], context[group], _allowed(pattern))
         assert torch.allclose(local[group], expected, atol=1e-5)
 
 
@@ -127,7 +126,7 @@ def test_scalable_synergy_with_complete_neighbourhoods_equals_faithful():
     torch.manual_seed(0)
     synergy = SynergyEstimator(width=8, heads=2, ffn_mult=2)
     visual, text = torch.randn(6, 8), torch.randn(6, 8)
-    everyone = neighbour_index(sp.csr_matrix(np.ones((6, 6), dtype=np.float32)))
+    everyone = neighbour_pattern(sp.csr_matrix(np.ones((6, 6), dtype=np.float32)))
     for faithful, scalable in zip(synergy(visual, text), synergy(visual, text, everyone)):
         assert faithful.shape == (6, 8)
         assert torch.allclose(faithful, scalable, atol=1e-5)
@@ -151,7 +150,8 @@ def test_redundancy_shared_token_projections_match_three_separate_passes(heads):
     torch.manual_seed(0)
     tbr = RedundancyEstimator(width=8, heads=heads, ffn_mult=2, out_width=12)
     visual, text = torch.randn(5, 8, requires_grad=True), torch.randn(5, 8, requires_grad=True)
-    got, expected = tbr(visual, text), reference_tbr(tbr, visual, text)
+    got = [tbr.project(pooled) for pooled in tbr(visual, text)]
+    expected = reference_tbr(tbr, visual, text)
     weights = torch.randn(5, 12)
     for a, b in zip(got, expected):
         assert a.shape == (5, 12)
@@ -167,7 +167,7 @@ def test_redundancy_masked_views_ignore_the_masked_modality():
     tbr = RedundancyEstimator(width=8, heads=2, ffn_mult=2, out_width=8)
     visual = torch.randn(4, 8, requires_grad=True)
     text = torch.randn(4, 8, requires_grad=True)
-    h, h_v, h_t = tbr(visual, text)
+    h, h_v, h_t = (tbr.project(pooled) for pooled in tbr(visual, text))
     assert h.shape == h_v.shape == h_t.shape == (4, 8)
     grad_v_text = torch.autograd.grad(h_v.sum(), text, retain_graph=True, allow_unused=True)[0]
     grad_t_visual = torch.autograd.grad(h_t.sum(), visual, retain_graph=True, allow_unused=True)[0]
@@ -190,7 +190,7 @@ def test_projection_leaves_v_orthogonal_to_r():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-4), (torch.bfloat16, 3e-2)])
-def test_cuda_fused_attention_matches_the_cpu_chunked_kernel(dtype, tolerance):
+def test_cuda_fused_attention_matches_the_cpu_flash_kernel(dtype, tolerance):
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 700, 64) for _ in range(3))
     weights = torch.randn(2, 700, 64)

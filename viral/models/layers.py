@@ -2,7 +2,6 @@
 baselines' shared graph blocks."""
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -14,7 +13,7 @@ from torch import nn
 from viral.graphs.topk import top_k_counts
 from viral.graphs.user_item import interaction_matrix, normalized_adjacency
 from viral.graphs.user_user import sample_user_graph
-from viral.models.base import rows, sparse_csr, spmm
+from viral.models.base import csr_matmul, csr_tensor, rows, sparse_csr, spmm
 
 HomoCombine = Literal["last", "sum", "mean"]
 
@@ -262,12 +261,6 @@ def mean_adjacency(pairs: np.ndarray, n_users: int, n_items: int) -> sp.csr_matr
     return pattern
 
 
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():  # torch warns that its CSR layout is "beta" on every construction
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
-
-
 def _sampled_dot(graph: "EdgeGraph", a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(E,) values a[t] . b[s] on the pattern, without gathering (E, d) copies of a and b."""
     zeros = torch.zeros(len(graph.col), dtype=a.dtype, device=a.device)
@@ -287,8 +280,8 @@ class _EdgeScores(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         receivers, senders = ctx.saved_tensors
         graph = ctx.graph
-        grad_receivers = graph.csr(grad) @ senders if ctx.needs_input_grad[1] else None
-        grad_senders = graph.csr_t(grad) @ receivers if ctx.needs_input_grad[2] else None
+        grad_receivers = csr_matmul(graph.csr(grad), senders) if ctx.needs_input_grad[1] else None
+        grad_senders = csr_matmul(graph.csr_t(grad), receivers) if ctx.needs_input_grad[2] else None
         return None, grad_receivers, grad_senders
 
 
@@ -300,14 +293,14 @@ class _EdgePropagate(torch.autograd.Function):
     def forward(ctx, graph: "EdgeGraph", weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.graph = graph
         ctx.save_for_backward(weights, x)
-        return graph.csr(weights) @ x
+        return csr_matmul(graph.csr(weights), x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         weights, x = ctx.saved_tensors
         graph = ctx.graph
         grad_weights = _sampled_dot(graph, grad, x) if ctx.needs_input_grad[1] else None  # grad[t] . x[s]
-        grad_x = graph.csr_t(weights) @ grad if ctx.needs_input_grad[2] else None
+        grad_x = csr_matmul(graph.csr_t(weights), grad) if ctx.needs_input_grad[2] else None
         return None, grad_weights, grad_x
 
 
@@ -337,11 +330,11 @@ class EdgeGraph(nn.Module):
 
     def csr(self, values: torch.Tensor) -> torch.Tensor:
         """The sparse matrix with these per-edge values."""
-        return _csr(self.crow, self.col, values, self.shape)
+        return csr_tensor(self.crow, self.col, values, self.shape)
 
     def csr_t(self, values: torch.Tensor) -> torch.Tensor:
         """The transpose of `csr(values)`."""
-        return _csr(self.crow_t, self.col_t, values.index_select(0, self.transpose), self.shape[::-1])
+        return csr_tensor(self.crow_t, self.col_t, values.index_select(0, self.transpose), self.shape[::-1])
 
     def scores(self, receivers: torch.Tensor, senders: torch.Tensor) -> torch.Tensor:
         """(E,) dot products receivers[t] . senders[s] of every edge's two ends."""

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from viral.config import bounded
-from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_index, remove_component
+from viral.models.attention import RedundancyEstimator, SynergyEstimator, neighbour_pattern, remove_component
 from viral.models.base import ModelInputs, Recommender, bpr_loss, published, rows, sparse_csr
-from viral.models.layers import HomoCombine, SlotGCN, homogeneous
+from viral.models.layers import EdgeGraph, HomoCombine, SlotGCN, homogeneous
 from viral.models.losses import info_nce
 from viral.train.config import TrainingPoint
 
@@ -56,7 +56,8 @@ class Config:
 
 class InformationFusion(nn.Module):
     """The attention part of VIRAL's fusion, on the raw item features: project t and v to the attention
-    width (where their width differs), CSE -> (h_vt, h_tv), TBR -> (h, h_v, h_t) in v's feature space."""
+    width (where their width differs), CSE -> (h_vt, h_tv), TBR -> the pooled encodings of its three
+    sequences, which `redundancy.project` (g) maps to (h, h_v, h_t) in v's feature space."""
 
     def __init__(self, text_dim: int, visual_dim: int, config: Config) -> None:
         super().__init__()
@@ -68,13 +69,13 @@ class InformationFusion(nn.Module):
         self.redundancy = RedundancyEstimator(width, heads, ffn_mult, visual_dim) if config.redundancy else None
         self.width = width
 
-    def forward(self, text: torch.Tensor, visual: torch.Tensor, neighbours: torch.Tensor | None):
-        """The InfoNCE views: {"synergy": (h_vt, h_tv), "redundancy": (h, h_v, h_t)}, present when on."""
+    def forward(self, text: torch.Tensor, visual: torch.Tensor, pattern: EdgeGraph | None):
+        """{"synergy": (h_vt, h_tv), "redundancy": pooled [v,t], [v,MASK_t], [MASK_v,t]}, present when on."""
         text = text if self.text_in is None else self.text_in(text)
         visual = visual if self.visual_in is None else self.visual_in(visual)
         views = {}
         if self.synergy is not None:
-            views["synergy"] = self.synergy(visual, text, neighbours)
+            views["synergy"] = self.synergy(visual, text, pattern)
         if self.redundancy is not None:
             views["redundancy"] = self.redundancy(visual, text)
         return views
@@ -103,7 +104,7 @@ class VIRAL(Recommender):
                        if viral and (config.synergy or config.redundancy) else None)
         synergy = self.fusion is not None and self.fusion.synergy is not None
         scalable = synergy and config.synergy_mode == "scalable"
-        self.register_buffer("neighbours", neighbour_index(item_graph) if scalable else None, persistent=False)
+        self.pattern = neighbour_pattern(item_graph) if scalable else None
         order = SLOT_ORDERS[config.slot_order] if viral else ("t", "v")
         self.slots = tuple(slot for slot in order if slot != "s" or synergy)
         # Every slot enters its GCN at its own width: t and v' at the feature width (as the non-VIRAL
@@ -129,14 +130,14 @@ class VIRAL(Recommender):
 
     def _slot_inputs(self) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
         """Item-level inputs of each slot's GCN, and the views the InfoNCE terms align."""
-        views = {} if self.fusion is None else self.fusion(self.text, self.visual, self.neighbours)
+        views = {} if self.fusion is None else self.fusion(self.text, self.visual, self.pattern)
         slots = {"t": self.text, "v": self.visual}
         if "synergy" in views:
             h_vt, h_tv = views["synergy"]
             slots["s"] = (h_vt + h_tv) / 2
         if "redundancy" in views:
-            h, h_v, h_t = views["redundancy"]
-            unique = remove_component(self.visual, (h + h_v + h_t) / 3)
+            r = self.fusion.redundancy.project(sum(views["redundancy"]) / 3)  # (h + h_v + h_t) / 3: g is affine
+            unique = remove_component(self.visual, r)
             slots["v"] = F.normalize(unique, dim=1) if self.config.normalize_unique else unique
         return slots, views
 
@@ -179,26 +180,20 @@ class VIRAL(Recommender):
         reg = self.config.reg_weight * reg
         out = {"bpr": bpr, "reg": reg}
         total = bpr + reg
+        # InfoNCE over the batch's distinct positive items (all-item InfoNCE would be O(N^2) memory). On
+        # CUDA the duplicates are masked instead of removed: same value, no device sync per batch.
+        items, ids = (pos, pos) if pos.is_cuda else (pos.unique(), None)
+        tau = self.config.nce_temperature
         if "synergy" in views:
-            out["synergy_nce"] = self._nce(*views["synergy"], pos)
+            h_vt, h_tv = (rows(view, items) for view in views["synergy"])
+            out["synergy_nce"] = info_nce(h_vt, h_tv, tau, ids=ids)
             total = total + self.config.fusion_weight * out["synergy_nce"]
         if "redundancy" in views:
-            h, h_v, h_t = views["redundancy"]
-            out["redundancy_nce"] = self._nce(h, h_v, pos) + self._nce(h, h_t, pos) + self._nce(h_v, h_t, pos)
+            h, h_v, h_t = (self.fusion.redundancy.project(rows(pooled, items)) for pooled in views["redundancy"])
+            out["redundancy_nce"] = sum(info_nce(a, b, tau, ids=ids) for a, b in ((h, h_v), (h, h_t), (h_v, h_t)))
             total = total + self.config.fusion_weight * out["redundancy_nce"]
         out["loss"] = total
         return out
-
-    def _nce(self, a: torch.Tensor, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """InfoNCE over the batch's distinct positive items (all-item InfoNCE would be O(N^2) memory).
-
-        On CUDA the duplicates are masked instead of removed: same value, no device sync per batch.
-        """
-        tau = self.config.nce_temperature
-        if pos.is_cuda:
-            return info_nce(rows(a, pos), rows(b, pos), tau, ids=pos)
-        items = pos.unique()
-        return info_nce(rows(a, items), rows(b, items), tau)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         z_u, z_i, _ = self._forward()
