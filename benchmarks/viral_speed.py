@@ -15,6 +15,12 @@ seconds per batch (with `--threads 1`, the work done, far less sensitive to the 
 time; with more threads it also counts threads spinning while they wait). Evaluation is timed once per model after a warm-up.
 The process runs with the engine's CPU allocator tuning, as `fit()` does.
 
+Matrix-product time: the dense matrix-product FLOPs of one training batch (forward and backward; counted
+by torch.utils.flop_counter, sparse products left out as their cost is memory traffic) divided by the
+device's fp32 matrix-product rate on the attention FFN's shapes (the median of one measurement per round). It is what the
+products alone take at that rate, whatever else an implementation saves (`matmul_vs_lightgcn`: that
+over LightGCN's batch): a ratio aim below it needs fewer FLOPs (other maths) or a faster device.
+
 Peak memory: on CPU, each model's peak RSS (VmHWM) in a fresh child process that builds the
 data and the model, runs two training batches and one evaluation; on CUDA,
 torch.cuda.max_memory_allocated per model. The Clothing-sized run (39,387 users, 23,033 items, 278,677
@@ -41,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from child_run import peak_rss_mb as own_peak_rss_mb  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 from viral.data.mmrec import read_inter  # noqa: E402
 from viral.models import model_class  # noqa: E402
 from viral.train.cpu import keep_freed_memory_for_reuse  # noqa: E402
@@ -134,6 +141,60 @@ class Trainer:
         return self.run(index, 1)
 
 
+def _raw(formula):
+    """Mark a FLOP formula as taking the operands themselves (the registered ones are wrapped already)."""
+    formula._get_raw = True
+    return formula
+
+
+def _dense_only(op):
+    """`op`'s FLOP formula, counting nothing when an operand is sparse."""
+    counted = flop_registry[op]
+
+    def formula(*args, **kwargs):
+        if any(isinstance(a, torch.Tensor) and a.layout != torch.strided for a in args):
+            return 0
+        return counted(*args, **kwargs)
+
+    return _raw(formula)
+
+
+def _flop_formulas() -> dict:
+    aten = torch.ops.aten
+    formulas = {op: _dense_only(op) for op in (aten.mm, aten.addmm)}
+    # The CPU flash kernels take q, k, v (and grad_out first in the backward) as the CUDA ones do.
+    for cpu_op, counted_op in (("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention"),
+                               ("_scaled_dot_product_flash_attention_for_cpu_backward",
+                                "_scaled_dot_product_flash_attention_backward")):
+        if hasattr(aten, cpu_op):
+            formulas[getattr(aten, cpu_op)] = _raw(flop_registry[getattr(aten, counted_op)])
+    return formulas
+
+
+def dense_gflop_per_batch(trainer: Trainer) -> float:
+    """Dense matrix-product GFLOP of one training batch, forward and backward (sparse products excluded)."""
+    with FlopCounterMode(display=False, custom_mapping=_flop_formulas()) as counter:
+        trainer.run(0, 1)
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(device: torch.device, repeats: int = 5, rows: int = 42300, width: int = 64, hidden: int = 256) -> float:
+    """The device's fp32 matrix-product rate (GFLOP/s) on the attention blocks' FFN shapes: (rows, width) x
+    (width, hidden) and (rows, hidden) x (hidden, width), the shapes most of VIRAL's dense FLOPs run in."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(rows, width, generator=generator), torch.randn(width, hidden, generator=generator)
+    c, d = torch.randn(rows, hidden, generator=generator), torch.randn(hidden, width, generator=generator)
+    a, b, c, d = (x.to(device) for x in (a, b, c, d))
+    for _ in range(3):  # warm-up
+        a @ b, c @ d
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b, c @ d
+    _sync(device)
+    return repeats * 2 * (2 * rows * width * hidden) / (time.perf_counter() - start) / 1e9
+
+
 def eval_seconds(model, data: TrainData, device: torch.device) -> float:
     evaluator = Evaluator(data, device)
     evaluator.evaluate(model)  # warm-up
@@ -144,17 +205,21 @@ def eval_seconds(model, data: TrainData, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def time_models(data: TrainData, device: torch.device, args) -> dict[str, dict]:
+def time_models(data: TrainData, device: torch.device, args) -> tuple[dict[str, dict], float]:
+    """Per-model timings, and the device's fp32 matrix-product rate (GFLOP/s, the median over rounds)."""
     trainers = {key: Trainer(name, config, data, device, args.batch_size, args.rounds + 1, args.precision, args.seed)
                 for key, (name, config) in configs(args.fusion_width).items()}
     seconds = {key: [] for key in trainers}
     cpu_seconds = {key: [] for key in trainers}
+    rates = []
     for index in range(args.rounds + 1):
         for key, trainer in trainers.items():
             elapsed = trainer.step(index)
             if index:  # round 0 is the warm-up
                 seconds[key].append(elapsed)
                 cpu_seconds[key].append(trainer.cpu_seconds)
+        if index:
+            rates.append(matmul_gflops(device))
         print(f"round {index}: " + ", ".join(f"{key} {s[-1]:.3f} s" for key, s in seconds.items() if index), flush=True)
     n_batches = math.ceil(len(data.inputs.train_pairs) / args.batch_size)
     results = {}
@@ -164,10 +229,11 @@ def time_models(data: TrainData, device: torch.device, args) -> dict[str, dict]:
                         "cpu_seconds_per_batch": round(float(np.median(cpu_seconds[key])), 4),
                         "batches_per_epoch": n_batches, "seconds_per_epoch": round(per_batch * n_batches, 2),
                         "seconds_per_eval": round(eval_seconds(trainer.model, data, device), 3)}
+        results[key]["dense_gflop_per_batch"] = round(dense_gflop_per_batch(trainer), 2)
         if device.type == "cuda":
             results[key]["peak_cuda_mb"] = peak_cuda_mb(trainer, data, device)
         print(f"{key}: {results[key]}", flush=True)
-    return results
+    return results, float(np.median(rates))
 
 
 def peak_cuda_mb(trainer: Trainer, data: TrainData, device: torch.device) -> float:
@@ -231,7 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     inputs = data.inputs
     print(f"{args.folder.name}: {inputs.n_users} users, {inputs.n_items} items, {len(inputs.train_pairs)} train "
           f"pairs; data and graphs in {time.perf_counter() - start:.1f} s", flush=True)
-    results = time_models(data, device, args)
+    results, rate = time_models(data, device, args)
+    print(f"fp32 matrix products: {rate:.0f} GFLOP/s", flush=True)
     base = results["lightgcn"]
     for key in MODELS[1:]:
         results[key]["epoch_vs_lightgcn"] = round(results[key]["seconds_per_epoch"] / base["seconds_per_epoch"], 1)
@@ -239,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         results[key]["cpu_seconds_vs_lightgcn"] = round(
             results[key]["cpu_seconds_per_batch"] / base["cpu_seconds_per_batch"], 1)
         results[key]["eval_vs_lightgcn"] = round(results[key]["seconds_per_eval"] / base["seconds_per_eval"], 1)
+        matmul = results[key]["dense_gflop_per_batch"] / rate
+        results[key]["matmul_seconds_per_batch"] = round(matmul, 4)
+        results[key]["matmul_vs_lightgcn"] = round(matmul / base["seconds_per_batch"], 1)
     if device.type == "cpu":
         for key in MODELS:
             results[key]["peak_rss_mb"] = peak_rss_mb(functools.partial(load_data, args.folder, args.seed), key, args, 2, True)["peak_rss_mb"]
@@ -247,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "viral_speed", "dataset": args.folder.name, "device": str(device),
         "torch_threads": torch.get_num_threads(), "batch_size": args.batch_size, "timed_rounds": args.rounds,
         "fusion_width": args.fusion_width or FEATURE_DIM, "precision": args.precision,
+        "fp32_matmul_gflops": round(rate, 1),
         "epoch_seconds": "median timed batch x batches per epoch",
         "n_users": inputs.n_users, "n_items": inputs.n_items, "n_train": len(inputs.train_pairs),
         **results,

@@ -2,8 +2,9 @@
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
-from viral.models.base import rows, sparse_csr, spmm
+from viral.models.base import csr_matmul, rows, sparse_csr, spmm, unit_rows
 
 
 def test_rows_gathers_and_its_gradient_is_bit_for_bit_repeatable_with_threads():
@@ -36,3 +37,25 @@ def test_spmm_runs_in_fp32_for_reduced_precision_inputs_also_under_autocast():
     assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-6)
     got.sum().backward()
     assert x.grad.dtype == torch.bfloat16
+
+
+def test_csr_matmul_gives_the_bits_of_the_sparse_product():
+    a = sp.random(40, 30, density=0.2, random_state=0, format="csr", dtype=np.float32)
+    x = torch.randn(30, 7)
+    assert torch.equal(csr_matmul(sparse_csr(a), x), sparse_csr(a) @ x)
+    assert torch.equal(csr_matmul(sparse_csr(a), x.T.contiguous().T), sparse_csr(a) @ x)  # column-major input
+
+
+def test_unit_rows_matches_normalize_and_its_gradient_including_zero_rows():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 5, dtype=torch.float64)
+    x[2, 1] = 0.0  # a zero row: the norm is clamped to eps there
+    x[4, 0] = 1e-14  # a row shorter than eps
+    x.requires_grad_()
+    weights = torch.randn(6, 3, 5, dtype=torch.float64)
+    got, expected = unit_rows(x), F.normalize(x, dim=-1)
+    assert torch.allclose(got, expected, rtol=1e-14, atol=0)
+    grad_got, = torch.autograd.grad((got * weights).sum(), x)
+    grad_expected, = torch.autograd.grad((expected * weights).sum(), x)
+    assert torch.allclose(grad_got, grad_expected, rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(unit_rows, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))

@@ -175,20 +175,21 @@ class RedundancyEstimator(nn.Module):
         tokens = torch.cat([visual + self.type_embeddings[0], text + self.type_embeddings[1],
                             self.mask_tokens + self.type_embeddings])[None]  # rows: v_i, t_i, MASK_v, MASK_t
         projected = [encoder.split_heads(layer(tokens)) for layer in (encoder.query, encoder.key, encoder.value)]
-        spans = {"v": slice(0, n), "t": slice(n, 2 * n), "mask_v": slice(2 * n, 2 * n + 1),
-                 "mask_t": slice(2 * n + 1, 2 * n + 2)}
+        # Each token kind's rows, and its (q, k, v); a mask's single row broadcasts over the items. (split,
+        # not slicing: its backward concatenates instead of zero-filling a full-size gradient per slice.)
+        kinds, sizes = ("v", "t", "mask_v", "mask_t"), [n, n, 1, 1]
+        residuals = dict(zip(kinds, tokens.split(sizes, dim=1)))
+        qkv = dict(zip(kinds, zip(*(x.split(sizes, dim=1) for x in projected))))
         # Every (own, other) token pair: the first then the second token of [v, t], [v, MASK_t], [MASK_v, t].
         pairs = [("v", "t"), ("v", "mask_t"), ("mask_v", "t"), ("t", "v"), ("mask_t", "v"), ("t", "mask_v")]
-        # A mask's single row broadcasts over the items.
-        attended = torch.cat([_pair_attention([x[:, spans[own]] for x in projected],
-                                               [x[:, spans[other]] for x in projected]) for own, other in pairs], dim=1)
-        residual = torch.cat([tokens[:, spans[own]].expand(1, n, -1) for own, _ in pairs], dim=1)
+        attended = torch.cat([_pair_attention(qkv[own], qkv[other]) for own, other in pairs], dim=1)
+        residual = torch.cat([residuals[own].expand(1, n, -1) for own, _ in pairs], dim=1)
         attended = encoder.merge_heads(attended, 1)
         first, second = encoder.finish(residual, attended)[0].chunk(2)
         return ((first + second) / 2).chunk(3)
 
 
-def _pair_attention(own: list[torch.Tensor], other: list[torch.Tensor]) -> torch.Tensor:
+def _pair_attention(own: tuple[torch.Tensor, ...], other: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Attention output of token `own` in the 2-token sequence (own, other), from each token's
     (q, k, v) projections (heads, rows, d; a single row broadcasts): softmax over the two scores =
     sigmoid of their difference."""

@@ -13,7 +13,7 @@ from torch import nn
 from viral.graphs.topk import top_k_counts
 from viral.graphs.user_item import interaction_matrix, normalized_adjacency
 from viral.graphs.user_user import sample_user_graph
-from viral.models.base import csr_matmul, csr_tensor, rows, sparse_csr, spmm
+from viral.models.base import csr_matmul, csr_tensor, rows, sparse_csr, spmm, unit_rows
 
 HomoCombine = Literal["last", "sum", "mean"]
 
@@ -87,7 +87,7 @@ class SlotGCN(nn.Module):
 
     def forward(self, inputs: list[torch.Tensor], adj: torch.Tensor, n_layers: int) -> torch.Tensor:
         x = torch.cat([self.preference, self.mlps(inputs)])
-        x = F.normalize(x.view(len(x), self.n_slots, self.out_dim), dim=-1).view(len(x), -1)
+        x = unit_rows(x.view(len(x), self.n_slots, self.out_dim)).view(len(x), -1)
         return layer_sum(adj, x, n_layers)
 
 
@@ -110,7 +110,7 @@ class ModalityGCN(FeatureMLP):
 
     def ego(self, item_features: torch.Tensor) -> torch.Tensor:
         """Layer 0: the L2-normalised rows of [user preferences; projected items]."""
-        return F.normalize(torch.cat([self.preference, self.project(item_features)]), dim=1)
+        return unit_rows(torch.cat([self.preference, self.project(item_features)]))
 
     def forward(self, item_features: torch.Tensor, adj: torch.Tensor, n_layers: int) -> torch.Tensor:
         return layer_sum(adj, self.ego(item_features), n_layers)

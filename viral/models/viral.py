@@ -146,7 +146,7 @@ class VIRAL(Recommender):
         slot_inputs, views = self._slot_inputs()
         cfg = self.config
         nodes = self.gcn([slot_inputs[slot] for slot in self.slots], self.ui, cfg.n_ui_layers)
-        users, items = nodes[: self.n_users], nodes[self.n_users :]
+        users, items = nodes.split([self.n_users, self.n_items])  # split's backward: no zero-filled copies
         by_slot = (len(self.slots), cfg.embedding_dim)
         if cfg.fusion == "pooling":
             users, items = users.view(-1, *by_slot).mean(1), items.view(-1, *by_slot).mean(1)
