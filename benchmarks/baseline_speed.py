@@ -2,7 +2,7 @@
 model, each at its own published training point (batch size, negatives), on one graph.
 
     python benchmarks/baseline_speed.py ../shared/data/baby [--models dragon freedom] [--threads 2]
-                                        [--budget 60] [--clothing]
+                                        [--budget 60] [--clothing] [--precision bf16]
 
 Timing only: the features are random (4096-d visual, 384-d text: the widths of MMRec's CNN image
 features and Sentence-BERT text features), so the scores mean nothing. The graph is the folder's real
@@ -36,6 +36,7 @@ from viral.models import MODELS, model_class  # noqa: E402
 from viral.train.data import TrainData, add_graphs, from_interactions, load_mmrec_inputs  # noqa: E402
 from viral.train.evaluate import Evaluator  # noqa: E402
 from viral.train.loop import build_model  # noqa: E402
+from viral.train.precision import prepare_dense_blocks  # noqa: E402
 from viral.train.sampling import NegativeSampler  # noqa: E402
 
 FEATURE_DIMS = {"visual": 4096, "text": 384}
@@ -126,12 +127,13 @@ def eval_seconds(model, data: TrainData) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, folder: Path | None, budget: float, seed: int) -> dict:
+def measure(name: str, folder: Path | None, budget: float, seed: int, precision: str) -> dict:
     cls = model_class(name)
     config = cls.Config()
     data = load(folder, cls.inputs_needed(config), seed)
     model = build_model(cls, data, config, seed)
-    row = {"batch_size": config.train.batch_size, **epoch_seconds(model, data, budget, seed),
+    prepare_dense_blocks(model, precision, False, torch.device("cpu"))
+    row = {"batch_size": config.train.batch_size, "precision": precision, **epoch_seconds(model, data, budget, seed),
            "seconds_per_eval": round(eval_seconds(model, data), 3)}
     row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return row
@@ -145,20 +147,23 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timed batches per model")
     parser.add_argument("--clothing", action="store_true", help="a random Clothing-sized graph instead")
     parser.add_argument("--seed", type=int, default=999)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="train.precision: bf16 runs each model's dense blocks under autocast")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = None if args.clothing else args.folder
     if args.child:
-        print(json.dumps(measure(args.child, folder, args.budget, args.seed)))
+        print(json.dumps(measure(args.child, folder, args.budget, args.seed, args.precision)))
         return
     results = {}
     for name in args.models:
         command = [sys.executable, __file__, str(args.folder), "--child", name, "--threads", str(args.threads),
-                   "--budget", str(args.budget), "--seed", str(args.seed), *(["--clothing"] if args.clothing else [])]
+                   "--budget", str(args.budget), "--seed", str(args.seed), "--precision", args.precision,
+                   *(["--clothing"] if args.clothing else [])]
         row = run_child(command)
         if "error" not in row:
-            if name in MMREC_EPOCH and not args.clothing:
+            if name in MMREC_EPOCH and not args.clothing and args.precision == "fp32":
                 row["mmrec_seconds_per_epoch"] = MMREC_EPOCH[name]
                 row["epoch_speedup_vs_mmrec"] = round(MMREC_EPOCH[name] / row["seconds_per_epoch"], 2)
                 row["mmrec_seconds_per_eval"] = MMREC_EVAL[name]

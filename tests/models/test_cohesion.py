@@ -25,7 +25,7 @@ from .multimodal_inputs import (assert_runs_repeat, baby_with_random_features, c
 from .test_dragon import dense_user_graph
 
 SMALL = Config(embedding_dim=4, feat_hidden_dim=6, user_graph_k=5, reg_weight=0.1)
-PARAMETERS = ("preference", "hidden.weight", "hidden.bias", "out.weight", "out.bias")
+PARAMETERS = ("preference", "mlp.hidden.weight", "mlp.hidden.bias", "mlp.out.weight", "mlp.out.bias")
 
 
 def small_data() -> TrainData:
@@ -40,8 +40,8 @@ def _model(data: TrainData, config: Config = SMALL, seed: int = 0) -> COHESION:
 
 def dense_branch(model: COHESION, item_input: torch.Tensor, gcn, adjacency: torch.Tensor) -> torch.Tensor:
     ids = model.id_features.double()
-    hidden = F.leaky_relu(item_input.double() @ gcn.hidden.weight.double().T + gcn.hidden.bias.double(), 0.01)
-    projected = hidden @ gcn.out.weight.double().T + gcn.out.bias.double()
+    hidden = F.leaky_relu(item_input.double() @ gcn.mlp.hidden.weight.double().T + gcn.mlp.hidden.bias.double(), 0.01)
+    projected = hidden @ gcn.mlp.out.weight.double().T + gcn.mlp.out.bias.double()
     fused = ((ids ** 2 + projected ** 2) / 2 + 1e-8).sqrt()
     x = torch.cat([gcn.preference.double(), fused])
     x = x / x.norm(dim=1, keepdim=True)

@@ -57,9 +57,9 @@ def reference(model: DRAGON, data: TrainData, user_graph: torch.Tensor) -> tuple
     outputs = {}
     for name in ("visual", "text"):
         gcn = model.gcns[name]
-        hidden = F.leaky_relu(torch.from_numpy(inputs.features[name]).double() @ gcn.hidden.weight.double().T
-                              + gcn.hidden.bias.double(), 0.01)
-        items = hidden @ gcn.out.weight.double().T + gcn.out.bias.double()
+        hidden = F.leaky_relu(torch.from_numpy(inputs.features[name]).double() @ gcn.mlp.hidden.weight.double().T
+                              + gcn.mlp.hidden.bias.double(), 0.01)
+        items = hidden @ gcn.mlp.out.weight.double().T + gcn.mlp.out.bias.double()
         x = torch.cat([gcn.preference.double(), items])
         x = x / x.norm(dim=1, keepdim=True)
         outputs[name] = x + adjacency @ x + adjacency @ adjacency @ x
@@ -129,8 +129,8 @@ def test_gradients_reach_every_parameter():
     model.loss(*random_batch(data))["loss"].backward()
     names = {name for name, _ in model.named_parameters()}
     assert names == {"user_weights", *(f"gcns.{m}.{p}" for m in ("visual", "text")
-                                       for p in ("preference", "hidden.weight", "hidden.bias", "out.weight",
-                                                 "out.bias"))}
+                                       for p in ("preference", "mlp.hidden.weight", "mlp.hidden.bias",
+                                                 "mlp.out.weight", "mlp.out.bias"))}
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.count_nonzero(parameter.grad) > 0, name
 

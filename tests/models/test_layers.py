@@ -49,7 +49,7 @@ def test_modality_gcn_matches_dense_reference():
     adj = sp.bmat([[None, r], [r.T, None]]).tocsr()
     gcn = ModalityGCN(n_users, in_dim=6, hidden_dim=8, out_dim=3)
     features = torch.randn(n_items, 6)
-    items = gcn.out(torch.nn.functional.leaky_relu(gcn.hidden(features)))
+    items = gcn.mlp.out(torch.nn.functional.leaky_relu(gcn.mlp.hidden(features)))
     x = torch.cat([gcn.preference, items])
     x = x / x.norm(dim=1, keepdim=True)
     dense = torch.from_numpy(adj.toarray())

@@ -27,7 +27,7 @@ from .multimodal_inputs import (assert_runs_repeat, baby_with_random_features, c
 EXACT = Config(embedding_dim=4, feat_hidden_dim=6, reg_weight=0.1, align_weight=0.3, mask_weight_f=0.7,
                mask_dropout=0.0, mask_weight_g=0.5, noise_eps=0.0, nce_chunk_rows=7)
 SMALL = Config(embedding_dim=4, feat_hidden_dim=6)
-PARAMETERS = ("preference", "hidden.weight", "hidden.bias", "out.weight", "out.bias")
+PARAMETERS = ("preference", "mlp.hidden.weight", "mlp.hidden.bias", "mlp.out.weight", "mlp.out.bias")
 
 
 def small_data() -> TrainData:
@@ -41,8 +41,8 @@ def _model(data: TrainData, config: Config = SMALL, seed: int = 0) -> MENTOR:
 
 def dense_gcn(gcn, item_input: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
     """DRAGON's encoder, densely: normalise([preference; MLP(items)]), then x + A x + A^2 x."""
-    hidden = F.leaky_relu(item_input.double() @ gcn.hidden.weight.double().T + gcn.hidden.bias.double(), 0.01)
-    items = hidden @ gcn.out.weight.double().T + gcn.out.bias.double()
+    hidden = F.leaky_relu(item_input.double() @ gcn.mlp.hidden.weight.double().T + gcn.mlp.hidden.bias.double(), 0.01)
+    items = hidden @ gcn.mlp.out.weight.double().T + gcn.mlp.out.bias.double()
     x = torch.cat([gcn.preference.double(), items])
     x = x / x.norm(dim=1, keepdim=True)
     return x + adjacency @ x + adjacency @ adjacency @ x
@@ -219,7 +219,7 @@ def test_paper_masking_term_trains_the_mlp_and_the_embeddings():
     model = _model(data)
     model.loss(*random_batch(data))["mask_f"].backward()
     assert torch.count_nonzero(model.mask_mlp.weight.grad) > 0
-    assert torch.count_nonzero(model.gcns["visual"].out.weight.grad) > 0
+    assert torch.count_nonzero(model.gcns["visual"].mlp.out.weight.grad) > 0
 
 
 def test_noise_and_dropout_follow_the_torch_seed():

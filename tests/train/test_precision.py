@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from viral.config import ConfigError
+from viral.models import MODELS, model_class
 from viral.models.lightgcn import LightGCN
 from viral.models.viral import VIRAL, Config
 from viral.params import parse_params
@@ -11,6 +12,7 @@ from viral.train.config import TrainConfig
 from viral.train.loop import build_model, fit
 from viral.train.precision import prepare_dense_blocks
 
+from ..models.multimodal_inputs import multimodal_data, random_batch
 from ..models.test_viral import _batch, _model, engine_data, tiny_inputs
 from .conftest import random_data
 
@@ -92,6 +94,34 @@ def test_preparing_again_replaces_the_setting():
         assert torch.equal(model.loss(*batch)["loss"], exact)
     assert not torch.equal(low, exact)
     assert "forward" not in model.fusion.__dict__
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"viral"}))  # VIRAL: the tests above
+def test_every_model_runs_its_dense_blocks_in_bf16_and_the_rest_in_fp32(name):
+    cls = model_class(name)
+    config = cls.Config()
+    data = multimodal_data(40, 80, 6, cls.inputs_needed(config) - {"text", "visual"})
+    model = build_model(cls, data, config, seed=0)
+    batch = random_batch(data)
+    if not config.train.negatives:
+        batch = batch[:2] + (None,)
+
+    def first_batch_loss():  # the same epoch start each time: graphs drawn, pruned or rebuilt alike
+        model.pre_epoch(0, np.random.default_rng(0))
+        return model.loss(*batch)
+
+    exact = first_batch_loss()
+    blocks = prepare_dense_blocks(model, "bf16", False, CPU)
+    seen = []
+    for block in blocks:
+        block.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    low = first_batch_loss()
+    if name in ("bpr", "lightgcn"):
+        assert blocks == [] and torch.equal(low["loss"], exact["loss"])
+        return
+    assert seen and all(dtype == torch.float32 for dtype in seen)  # cast back to fp32 at the block's edge
+    assert low["loss"].dtype == torch.float32 and not torch.equal(low["loss"], exact["loss"])  # bf16 was used
+    assert low["loss"].item() == pytest.approx(exact["loss"].item(), rel=2e-2)
 
 
 def test_models_without_dense_blocks_are_unchanged():

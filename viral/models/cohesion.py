@@ -144,6 +144,10 @@ class COHESION(Recommender):
         z_i = self.item_graph(items)
         return z_u, z_i
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality (and ID) MLPs."""
+        return [gcn.mlp for gcn in self.gcns.values()]
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         z_u, z_i = self.propagate(self.pruned)
         u = rows(z_u, users)

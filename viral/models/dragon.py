@@ -81,6 +81,10 @@ class DRAGON(Recommender):
         z_i = self.item_graph(items)
         return z_u, z_i
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality MLPs (all items through 4096/384 -> 256 -> 64: most of a batch's FLOPs)."""
+        return [gcn.mlp for gcn in self.gcns.values()]
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         z_u, z_i = self.propagate()
         u = rows(z_u, users)

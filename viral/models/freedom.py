@@ -108,6 +108,10 @@ class FREEDOM(Recommender):
             features = features + rows(self.feature_shift[name], items)
         return self.projections[name](features)
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality projections."""
+        return list(self.projections.values())
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         user_emb, item_emb = self.propagate(self.pruned)
         u = rows(user_emb, users)

@@ -99,6 +99,10 @@ class GRCN(Recommender):
             total = total + h
         return torch.cat([total, *content], dim=1)
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality projections."""
+        return [gcn.project for gcn in self.content.values()]
+
     def loss(self, users, pos, neg):
         bpr = node_bpr(self.propagate(), self.n_users, users, pos, neg)
         reg = mean_square(self.id_embedding, users, torch.cat([pos, neg]) + self.n_users)

@@ -180,6 +180,10 @@ class LATTICE(Recommender):
     def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
         self._epoch_graph = None  # the epoch's first batch rebuilds the learned graph
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality projections."""
+        return list(self.projections.values())
+
     def loss(self, users, pos, neg):
         if self._epoch_graph is None or self.config.graph_update == "batch":
             graph = self.item_graph()

@@ -91,22 +91,24 @@ class SlotGCN(nn.Module):
         return layer_sum(adj, x, n_layers)
 
 
-class ModalityGCN(FeatureMLP):
+class ModalityGCN(nn.Module):
     """One modality's user-item GCN (DRAGON's per-modality encoder; MENTOR and COHESION build on it).
 
-    Items enter through the FeatureMLP; users through a free preference table. All node rows are
-    L2-normalised, then propagated L hops on the sym-normalised bipartite graph and summed over layers.
-    Output rows: users first, then items. (VIRAL runs its slots' GCNs as one `SlotGCN`.)
+    Items enter through a FeatureMLP (`mlp`, the dense block `train.precision` may run in bf16); users
+    through a free preference table. All node rows are L2-normalised, then propagated L hops on the
+    sym-normalised bipartite graph and summed over layers. Output rows: users first, then items. (VIRAL
+    runs its slots' GCNs as one `SlotGCN`.)
     """
 
     def __init__(self, n_users: int, in_dim: int, hidden_dim: int, out_dim: int) -> None:
-        super().__init__(in_dim, hidden_dim, out_dim)
+        super().__init__()
+        self.mlp = FeatureMLP(in_dim, hidden_dim, out_dim)
         self.preference = nn.Parameter(torch.empty(n_users, out_dim))
         nn.init.xavier_normal_(self.preference)
 
     def project(self, item_features: torch.Tensor) -> torch.Tensor:
         """The items' input: the FeatureMLP of their features."""
-        return super().forward(item_features)
+        return self.mlp(item_features)
 
     def ego(self, item_features: torch.Tensor) -> torch.Tensor:
         """Layer 0: the L2-normalised rows of [user preferences; projected items]."""

@@ -156,6 +156,11 @@ class MENTOR(Recommender):
             pairs = [(rows(n1, index), rows(n2, index)) for index in nodes]
         return sum(one_way_info_nce(a, b, c.nce_temperature, c.nce_chunk_rows) for a, b in pairs)
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The modality (and ID) MLPs of every encoder, perturbed ones included."""
+        encoders = [*self.gcns.values(), *(self.perturbed.values() if self.perturbed is not None else ())]
+        return [encoder.mlp for encoder in encoders]
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.config
         egos = self.egos((*MODALITIES, "id"))

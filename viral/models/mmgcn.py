@@ -112,6 +112,11 @@ class MMGCN(Recommender):
                    for name, gcn in self.gcns.items()]
         return torch.stack(outputs).mean(0)
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """Each branch's projection and per-layer transform and combination layers."""
+        return [layer for gcn in self.gcns.values() for layer in (gcn.project, *gcn.transform, *gcn.combine)
+                if layer is not None]
+
     def loss(self, users, pos, neg):
         bpr = node_bpr(self.propagate(), self.n_users, users, pos, neg)
         # = the codes' mean over the interleaved (user, item) rows of both pairs (each user appears twice).

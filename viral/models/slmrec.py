@@ -95,6 +95,10 @@ class SLMRec(Recommender):
                                   normalize=False)
         return fine + coarse
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The feature projections of every item (the FAC heads and output layers act on the batch)."""
+        return [self.visual_dense, self.text_dense]
+
     def loss(self, users, pos, neg):
         user_views, item_views = self.views()
         u = self.user_out(rows(user_views, users))

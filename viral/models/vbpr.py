@@ -46,6 +46,10 @@ class VBPR(Recommender):
             ids, text, visual = rows(self.item_embedding, index), rows(self.text, index), rows(self.visual, index)
         return torch.cat([ids, self.content(torch.cat([text, visual], dim=1))], dim=1)
 
+    def dense_blocks(self) -> list[nn.Module]:
+        """The content projection E of every item's features."""
+        return [self.content]
+
     def loss(self, users, pos, neg):
         u = rows(self.user_embedding, users)
         p, n = self.items(torch.cat([pos, neg])).chunk(2)  # only the batch's items are projected

@@ -1,6 +1,7 @@
 """Reduced precision and compilation of a model's dense blocks (`train.precision`, `train.compile`).
 
 A model lists its dense sub-networks in `dense_blocks()` (VIRAL: the CSE/TBR fusion and the slot MLPs;
+DRAGON, MENTOR, COHESION: the modality MLPs; the other multimodal baselines: their feature projections;
 BPR and LightGCN have none, so these settings leave them unchanged). With `precision: bf16` each block
 runs under autocast (bf16 matrix products) and its floating outputs are cast back to fp32, so everything
 between the blocks stays fp32: the sparse propagation (`viral.models.base.spmm` also casts its input),
