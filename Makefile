@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
-TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # The CUDA build for the GPU environment: any suffix PyTorch publishes $(TORCH_VERSION) under
 # (https://pytorch.org/get-started/previous-versions/), e.g. `make gpu-setup TORCH_CUDA=cu130`.
 TORCH_CUDA ?= cu128
