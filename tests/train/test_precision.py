@@ -149,9 +149,10 @@ def test_bad_precision_fails_with_one_line():
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: minutes on a small shared CPU
-def test_compiled_dense_blocks_give_the_eager_loss_and_gradients():
+@pytest.mark.parametrize("mode", ["faithful", "scalable"])  # scalable: the sparse attention stays eager
+def test_compiled_dense_blocks_give_the_eager_loss_and_gradients(mode):
     inputs = tiny_inputs(visual_dim=24)
-    model, batch = _model(inputs, fusion_width=8), _batch(inputs)
+    model, batch = _model(inputs, synergy_mode=mode, fusion_width=8), _batch(inputs)
     eager = _losses_embeddings_gradients(model, batch)
     prepare_dense_blocks(model, "fp32", True, CPU)
     compiled = _losses_embeddings_gradients(model, batch)
