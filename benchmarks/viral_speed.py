@@ -142,9 +142,13 @@ class Trainer:
 
 
 def _raw(formula):
-    """Mark a FLOP formula as taking the operands themselves (the registered ones are wrapped already)."""
-    formula._get_raw = True
-    return formula
+    """`formula` as a custom FLOP formula that FlopCounterMode passes the operands themselves (the
+    registered formulas take them already); wrapped, so torch's own registry entries stay untouched."""
+    def counted(*args, **kwargs):
+        return formula(*args, **kwargs)
+
+    counted._get_raw = True
+    return counted
 
 
 def _dense_only(op):
@@ -162,12 +166,12 @@ def _dense_only(op):
 def _flop_formulas() -> dict:
     aten = torch.ops.aten
     formulas = {op: _dense_only(op) for op in (aten.mm, aten.addmm)}
-    # The CPU flash kernels take q, k, v (and grad_out first in the backward) as the CUDA ones do.
+    # The CPU flash kernels take q, k, v (and grad_out first in the backward) as the CUDA ones do, but
+    # torch registers no formula for them. A missing op fails loudly rather than counting zero.
     for cpu_op, counted_op in (("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention"),
                                ("_scaled_dot_product_flash_attention_for_cpu_backward",
                                 "_scaled_dot_product_flash_attention_backward")):
-        if hasattr(aten, cpu_op):
-            formulas[getattr(aten, cpu_op)] = _raw(flop_registry[getattr(aten, counted_op)])
+        formulas[getattr(aten, cpu_op)] = _raw(flop_registry[getattr(aten, counted_op)])
     return formulas
 
 
